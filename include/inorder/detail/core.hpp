@@ -1,0 +1,113 @@
+// inorder/detail/core.hpp: the type-erased engine under ParallelQueue<R>.
+//
+// Not a public API: ParallelQueue<R> (parallel_queue.hpp) is the interface.
+// Core owns the shared-memory ring, the worker processes and every system call;
+// it moves bytes and function pointers, never typed values. The templates in
+// parallel_queue.hpp encode arguments into the bytes Core hands out, and decode
+// the result bytes Core hands back. All of Core is compiled once, in src/.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <sys/types.h>
+
+#include "inorder/options.hpp"
+#include "inorder/stats.hpp"
+
+namespace inorder::detail {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+/// Wait without limit.
+inline constexpr Deadline kForever = Deadline::max();
+/// Do not wait at all (try_ forms).
+inline constexpr Deadline kNoWait = Deadline::min();
+
+/// Where a worker writes a task's encoded result. Lives in the worker process.
+class ResultSink {
+ public:
+  /// Returns a destination for exactly `n` bytes of encoded result: the slot's
+  /// inline result area or its spill area. Throws detail::ResultTooLarge when
+  /// `n` does not fit; the worker turns that into an error in the task's slot.
+  std::byte* reserve(std::size_t n);
+
+  // Set by the worker loop; read by reserve().
+  std::byte* inline_area = nullptr;
+  std::size_t inline_bytes = 0;
+  std::byte* spill_area = nullptr;
+  std::size_t spill_bytes = 0;
+  std::size_t reserved = 0;   ///< bytes the last reserve() handed out
+  bool spilled = false;       ///< whether they are in the spill area
+};
+
+/// Thrown by ResultSink::reserve; caught by the worker loop.
+struct ResultTooLarge {
+  std::size_t wanted;
+  std::size_t limit;
+};
+
+/// Runs one task in a worker: decodes the callable and its arguments from
+/// `task[0, len)`, calls it, and encodes the result through `sink`. Exceptions
+/// propagate to the worker loop, which records them in the task's slot.
+/// Instantiated per callable type by the templates; the pointer is valid in the
+/// workers because they are forked from the process that instantiated it.
+using Invoker = void (*)(const std::byte* task, std::size_t len, ResultSink& sink);
+
+/// A finished slot, as seen by the getter that claimed it.
+struct ResultView {
+  std::uint32_t seq = 0;
+  bool is_error = false;
+  const std::byte* data = nullptr;
+  std::size_t len = 0;
+  pid_t pid = 0;
+};
+
+enum class GetStatus { kReady, kTimeout, kEnd };
+
+class Core {
+ public:
+  /// Validates `opts` (std::invalid_argument naming the field), maps the shared
+  /// region and forks the workers (std::system_error on failure).
+  explicit Core(const Options& opts);
+  /// Never hangs: see ParallelQueue::~ParallelQueue.
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  /// Producer side, any thread. Claims the next sequence number and returns
+  /// where to write `bytes` of payload: the task area for a task (`is_value`
+  /// false) or the result area for a pass-through value. Waits for a free slot
+  /// until `deadline`; returns nullptr on timeout. Throws QueueClosed after
+  /// stop(), PayloadTooLarge if `bytes` exceeds the spill limit. Every non-null
+  /// return must be followed by commit_put with the same `seq`.
+  std::byte* begin_put(std::size_t bytes, bool is_value, Deadline deadline,
+                       std::uint32_t& seq);
+  /// Publishes the slot claimed by begin_put. `invoker` is null for a value.
+  void commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes) noexcept;
+
+  /// Getter side, any thread. Claims the next result in sequence order, waiting
+  /// until `deadline`. kEnd: stopped and everything delivered.
+  GetStatus begin_get(Deadline deadline, ResultView& out);
+  /// Returns the slot claimed by begin_get to the producers. Must be called
+  /// exactly once after every kReady, after the view's bytes are decoded.
+  void end_get(const ResultView& view) noexcept;
+  /// Rebuilds the TaskError recorded in an error slot and throws it.
+  [[noreturn]] static void throw_task_error(const ResultView& view);
+
+  void stop() noexcept;
+  [[nodiscard]] bool stopped() const noexcept;
+  /// Stopped, and every put has been claimed by a getter.
+  [[nodiscard]] bool exhausted() const noexcept;
+  bool join(Deadline deadline);
+  [[nodiscard]] bool is_alive();
+  [[nodiscard]] Stats stats();
+  [[nodiscard]] std::size_t inline_bytes() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace inorder::detail

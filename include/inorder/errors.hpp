@@ -1,0 +1,84 @@
+// inorder/errors.hpp: the one exception hierarchy of inorder.
+//
+// Contract: every error inorder throws on its own account derives from
+// inorder::Error (itself a std::runtime_error), with three exceptions that
+// follow the standard library's conventions: bad Options throw
+// std::invalid_argument naming the field, failed system calls during set-up
+// throw std::system_error carrying errno, and out-of-memory is std::bad_alloc.
+// A task's failure is never thrown where it happened: it travels back to the
+// parent and is thrown by get() at the task's own position in the output order,
+// as a TaskError that keeps the original type name, message and worker pid.
+// docs/errors.md states this policy once for the whole library.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <sys/types.h>
+
+namespace inorder {
+
+/// Base of every inorder-specific exception.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// put() after stop(): the queue takes no more input. Nothing already put is lost.
+class QueueClosed : public Error {
+ public:
+  QueueClosed() : Error("inorder: put() after stop(): the queue is closed to new input") {}
+  using Error::Error;
+};
+
+/// Bytes handed to a decoder did not hold what the decoder expected (short,
+/// trailing bytes, or an impossible length). Thrown by inorder::decode.
+class DecodeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// put() was given arguments (or a pass-through value) whose encoding is
+/// larger than Options::max_spill_bytes. Thrown before anything is enqueued.
+class PayloadTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A task failed. Thrown by get() at the failed task's position; the results
+/// before and after it are unaffected.
+class TaskError : public Error {
+ public:
+  TaskError(std::string type_name, std::string message, pid_t worker_pid,
+            std::uint32_t sequence)
+      : Error(compose(type_name, message, worker_pid)),
+        type_name_(std::move(type_name)),
+        message_(std::move(message)),
+        worker_pid_(worker_pid),
+        sequence_(sequence) {}
+
+  /// Demangled type of what the task threw ("std::out_of_range", "int", ...),
+  /// or an inorder-specific name ("inorder::ResultTooLarge") when the failure
+  /// was detected by the library rather than thrown by the task.
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  /// what() of the original exception; empty when it was not a std::exception.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  /// pid of the worker process the task ran in.
+  [[nodiscard]] pid_t worker_pid() const noexcept { return worker_pid_; }
+  /// Wrapped sequence number of the task (the position it was put at).
+  [[nodiscard]] std::uint32_t sequence() const noexcept { return sequence_; }
+
+ private:
+  static std::string compose(const std::string& type, const std::string& msg, pid_t pid) {
+    std::string s = "task failed in worker " + std::to_string(pid) + ": " + type;
+    if (!msg.empty()) s += ": " + msg;
+    return s;
+  }
+
+  std::string type_name_;
+  std::string message_;
+  pid_t worker_pid_;
+  std::uint32_t sequence_;
+};
+
+}  // namespace inorder

@@ -1,0 +1,8 @@
+// inorder/inorder.hpp: the umbrella header. Includes every public header.
+#pragma once
+
+#include "inorder/codec.hpp"
+#include "inorder/errors.hpp"
+#include "inorder/options.hpp"
+#include "inorder/parallel_queue.hpp"
+#include "inorder/stats.hpp"

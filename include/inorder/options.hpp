@@ -1,0 +1,71 @@
+// inorder/options.hpp: the knobs of a ParallelQueue, with their defaults.
+//
+// A plain aggregate: set what you need with designated initializers and leave
+// the rest at the documented default, e.g.
+//     inorder::ParallelQueue<int> q({.workers = 4, .window = 64});
+// The queue validates the Options when it is constructed and throws
+// std::invalid_argument naming the offending field; nothing is clamped silently
+// except `capacity`, which is rounded up to a power of two (see below).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <thread>
+
+namespace inorder {
+
+/// Default worker count: one per hardware thread, at least one.
+[[nodiscard]] inline unsigned default_workers() noexcept {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1U : n;
+}
+
+struct Options {
+  /// Worker processes forked at construction. Default: hardware threads.
+  /// Must be >= 1.
+  unsigned workers = default_workers();
+
+  /// Reorder window: no worker starts (and so none publishes) a task more than
+  /// `window - 1` positions ahead of the next result to be emitted. Bounds how
+  /// many finished results can wait behind a slow one. Default: 10 x workers
+  /// (as in the reference parallel_queue). Must be >= workers and <= capacity.
+  std::optional<std::size_t> window{};
+
+  /// In-flight capacity: tasks put and not yet taken by get(). put() blocks
+  /// (backpressure) when this many are outstanding. Rounded up to a power of
+  /// two. Default: the larger of 64 and 2 x window. Must be >= 1 and >= window.
+  std::optional<std::size_t> capacity{};
+
+  /// Bytes stored inline in a slot for the encoded arguments of a task, and
+  /// again for its encoded result. Anything larger goes to the slot's spill
+  /// area (slower: page faults). Default 192. Must be >= 64 (room for an error
+  /// record); rounded up to a multiple of 64.
+  std::size_t inline_bytes = 192;
+
+  /// Per-slot spill area for arguments and results that do not fit inline.
+  /// Reserved as address space only (memory is touched only when used and
+  /// returned after large results are consumed). A task's encoded arguments
+  /// plus its encoded result must fit; a larger result fails its own slot with
+  /// TaskError type "inorder::ResultTooLarge", larger arguments make put()
+  /// throw inorder::PayloadTooLarge. Default 256 MiB.
+  std::size_t max_spill_bytes = std::size_t{256} << 20;
+
+  /// Runs once in every worker right after it is forked, before its first
+  /// task, with the worker's index (0-based). Use it to open per-process
+  /// resources. If it throws, every task that worker runs fails with
+  /// TaskError type "inorder::WorkerInitFailed" (the queue does not hang).
+  std::function<void(unsigned worker_index)> worker_init{};
+
+  /// How long the destructor lets busy workers finish their current task
+  /// before it SIGKILLs them. Idle workers exit at once. Default 250 ms.
+  std::chrono::milliseconds shutdown_grace{250};
+
+  /// First sequence number. Sequence numbers are 32-bit and wrap; this exists
+  /// so tests can start next to the wrap point. Leave it at 0.
+  std::uint32_t first_sequence = 0;
+};
+
+}  // namespace inorder

@@ -1,0 +1,318 @@
+// inorder/parallel_queue.hpp: run callables in forked worker processes and get
+// their results back in the order they were put.
+//
+// Contract. get() returns results in exactly the order of put(): the k-th
+// value get() returns belongs to the k-th put() (for puts from several threads,
+// the order in which their calls claimed a sequence number, which is before
+// they return). A task that throws fails only its own position: get() rethrows
+// it there as inorder::TaskError (type name, message, worker pid) and the next
+// get() goes on with the next result. Workers are forked at construction and
+// run tasks concurrently; a worker does not start a task more than
+// `window - 1` positions ahead of the next result get() will return, so a slow
+// task holds up the pipeline only once the window has filled behind it.
+// put() and get() may be called from any number of threads of the process that
+// constructed the queue (never from a worker or from a child forked later).
+//
+// Not promised here: surviving a worker that crashes or is killed (a crashed
+// worker's task never completes and get() waits for it), per-task timeouts,
+// retries. A callable put() receives must be trivially copyable; see put().
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "inorder/codec.hpp"
+#include "inorder/detail/core.hpp"
+#include "inorder/errors.hpp"
+#include "inorder/options.hpp"
+#include "inorder/stats.hpp"
+
+namespace inorder {
+namespace detail {
+
+/// Converts a user's time point on any clock to a steady_clock deadline.
+template <class C, class D>
+Deadline to_deadline(const std::chrono::time_point<C, D>& tp) {
+  if constexpr (std::is_same_v<C, Clock>) {
+    return std::chrono::time_point_cast<Clock::duration>(tp);
+  } else {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(tp - C::now());
+  }
+}
+
+/// A relative timeout as a deadline; negative is an error, huge means forever.
+template <class Rep, class Period>
+Deadline after(const std::chrono::duration<Rep, Period>& d) {
+  if (d < std::chrono::duration<Rep, Period>::zero())
+    throw std::invalid_argument("inorder: timeout must not be negative");
+  const auto now = Clock::now();
+  using Big = std::chrono::duration<long double>;
+  if (std::chrono::duration_cast<Big>(d) >=
+      std::chrono::duration_cast<Big>(kForever - now))
+    return kForever;
+  return now + std::chrono::ceil<Clock::duration>(d);
+}
+
+/// Runs in a worker: rebuilds the callable and arguments, calls, encodes.
+template <class R, class Fn, class... A>
+void invoke_task(const std::byte* p, std::size_t n, ResultSink& sink) {
+  alignas(Fn) std::byte storage[sizeof(Fn)];
+  std::memcpy(storage, p, sizeof(Fn));  // Fn is trivially copyable: this creates it
+  const Fn& fn = *std::launder(reinterpret_cast<const Fn*>(storage));
+  Reader in(p + sizeof(Fn), n - sizeof(Fn));
+  // Braced initialization decodes the arguments left to right.
+  std::tuple<A...> args{decode<A>(in)...};
+  const R result = std::apply(
+      [&](A&... xs) -> R { return static_cast<R>(std::invoke(fn, std::move(xs)...)); }, args);
+  const std::size_t size = encoded_size(result);
+  Writer out(sink.reserve(size));
+  encode(out, result);
+}
+
+}  // namespace detail
+
+/// ParallelQueue<R>: see the contract at the top of this file.
+/// R is the type get() returns; it must be encodable (codec.hpp).
+template <class R>
+class ParallelQueue {
+  static_assert(Encodable<R>,
+                "inorder::ParallelQueue<R>: R must be encodable (trivially copyable, a supported "
+                "standard type, or a type with an inorder::codec<R> specialization); see "
+                "docs/codec.md");
+
+ public:
+  using value_type = R;
+
+  /// Forks `opts.workers` worker processes. Throws std::invalid_argument naming
+  /// a bad field, std::system_error if mmap or fork fails.
+  /// Call from the thread that will own the queue; forking copies only that
+  /// thread, so a task must not rely on locks other threads held at that moment.
+  explicit ParallelQueue(const Options& opts = {}) : core_(opts) {}
+
+  /// Never hangs and leaves nothing behind: closes the queue, lets workers that
+  /// are between tasks exit, gives busy ones Options::shutdown_grace to finish,
+  /// SIGKILLs the rest and reaps every one. Undelivered results are discarded.
+  ~ParallelQueue() = default;
+
+  ParallelQueue(const ParallelQueue&) = delete;
+  ParallelQueue& operator=(const ParallelQueue&) = delete;
+
+  /// put(f, args...): runs f(args...) in a worker; its result (converted to R)
+  /// comes out of get() at this position.
+  /// put(value): with a single argument that is not callable without
+  /// arguments, passes `value` (converted to R) through in order, untouched.
+  ///
+  /// `f` must be trivially copyable: a function pointer, or a lambda capturing
+  /// only numbers and pointers to memory that existed when the workers were
+  /// forked. Its bytes are copied to the worker and the same code runs there.
+  /// Each argument is encoded (codec.hpp) and decoded in the worker, where `f`
+  /// receives it as an rvalue. Any thread. Blocks while `capacity` results are
+  /// outstanding. Throws QueueClosed after stop(), PayloadTooLarge when the
+  /// encoded arguments exceed Options::max_spill_bytes.
+  template <class F, class... Args>
+  void put(F&& f, Args&&... args) {
+    (void)put_until_(detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  /// As put(), but returns false at once instead of blocking when full.
+  template <class F, class... Args>
+  [[nodiscard]] bool try_put(F&& f, Args&&... args) {
+    return put_until_(detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  /// As put(), waiting at most `timeout` (never returns false earlier).
+  /// Throws std::invalid_argument for a negative timeout.
+  template <class Rep, class Period, class F, class... Args>
+  [[nodiscard]] bool try_put_for(const std::chrono::duration<Rep, Period>& timeout, F&& f,
+                                 Args&&... args) {
+    return put_until_(detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  /// As put(), waiting until `deadline` at most.
+  template <class C, class D, class F, class... Args>
+  [[nodiscard]] bool try_put_until(const std::chrono::time_point<C, D>& deadline, F&& f,
+                                   Args&&... args) {
+    return put_until_(detail::to_deadline(deadline), std::forward<F>(f),
+                      std::forward<Args>(args)...);
+  }
+
+  /// Passes `value` through in order (explicit form of put(value)).
+  void put_value(const R& value) { (void)put_value_until_(detail::kForever, value); }
+
+  /// Next result in put order. Blocks until it is ready. Returns std::nullopt
+  /// once stop() was called and every result was delivered (end of stream; at
+  /// once, never a hang). Throws TaskError if that task failed. Any thread.
+  [[nodiscard]] std::optional<R> get() { return get_until_(detail::kForever); }
+
+  /// Next result if it is ready now; std::nullopt otherwise (see exhausted()).
+  [[nodiscard]] std::optional<R> try_get() { return get_until_(detail::kNoWait); }
+
+  /// Next result, waiting at most `timeout`; std::nullopt on timeout (never
+  /// earlier than the timeout) or, at once, at end of stream.
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<R> try_get_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return get_until_(detail::after(timeout));
+  }
+
+  /// Next result, waiting until `deadline` at most.
+  template <class C, class D>
+  [[nodiscard]] std::optional<R> try_get_until(const std::chrono::time_point<C, D>& deadline) {
+    return get_until_(detail::to_deadline(deadline));
+  }
+
+  /// No more puts: put() throws QueueClosed from now on. Everything already
+  /// put still runs and is delivered. Idle workers exit once all work has been
+  /// dispatched. Any thread; idempotent; does not block.
+  void stop() noexcept { core_.stop(); }
+
+  /// True once stop() was called.
+  [[nodiscard]] bool stopped() const noexcept { return core_.stopped(); }
+
+  /// Stops the queue (if not yet) and waits until every worker has run its
+  /// last task and exited, or `timeout` passes. Returns true if all exited.
+  /// Workers can finish only if results are drained far enough for the window
+  /// to admit the remaining tasks. Results stay available to get() afterwards.
+  template <class Rep = long, class Period = std::ratio<1>>
+  bool join(const std::chrono::duration<Rep, Period>& timeout =
+                std::chrono::duration<Rep, Period>::max()) {
+    return core_.join(detail::after(timeout));
+  }
+
+  /// True while any worker process has not exited.
+  [[nodiscard]] bool is_alive() { return core_.is_alive(); }
+
+  /// True when stopped and every result has been delivered.
+  [[nodiscard]] bool exhausted() const noexcept { return core_.exhausted(); }
+
+  /// A snapshot for tuning: in flight, waiting in the window, per-worker counts.
+  [[nodiscard]] Stats stats() { return core_.stats(); }
+
+ private:
+  template <class F, class... Args>
+  bool put_until_(detail::Deadline deadline, F&& f, Args&&... args) {
+    using Fn = std::decay_t<F>;
+    if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
+      static_assert(std::is_convertible_v<F&&, R>,
+                    "inorder: put(x) with one argument passes x through, so x must convert to "
+                    "the queue's R (or be a callable taking no arguments)");
+      return put_value_until_(deadline, static_cast<R>(std::forward<F>(f)));
+    } else {
+      static_assert(std::is_trivially_copyable_v<Fn>,
+                    "inorder: the callable given to put() must be trivially copyable: its bytes "
+                    "are copied to a worker process. Capture only numbers and pointers (to memory "
+                    "that existed when the workers were forked), pass data as arguments, or fix "
+                    "the task at construction with SingleTaskQueue");
+      static_assert((Encodable<std::decay_t<Args>> && ...),
+                    "inorder: every argument of put() must be encodable; see docs/codec.md");
+      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>&&...>,
+                    "inorder: put(f, args...): f cannot be called with these argument types "
+                    "(it receives decoded copies, as rvalues)");
+      using Ret = std::invoke_result_t<const Fn&, std::decay_t<Args>&&...>;
+      static_assert(std::is_convertible_v<Ret, R> || std::is_constructible_v<R, Ret>,
+                    "inorder: the task's return type must convert to the queue's result type R");
+      const std::size_t bytes = sizeof(Fn) + (std::size_t{0} + ... + encoded_size(args));
+      std::uint32_t seq = 0;
+      std::byte* dst = core_.begin_put(bytes, false, deadline, seq);
+      if (dst == nullptr) return false;
+      const Fn fn = f;  // a function reference decays to the pointer whose bytes we send
+      std::memcpy(dst, static_cast<const void*>(std::addressof(fn)), sizeof(Fn));
+      Writer w(dst + sizeof(Fn));
+      (encode(w, args), ...);
+      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes);
+      return true;
+    }
+  }
+
+  bool put_value_until_(detail::Deadline deadline, const R& value) {
+    const std::size_t bytes = encoded_size(value);
+    std::uint32_t seq = 0;
+    std::byte* dst = core_.begin_put(bytes, true, deadline, seq);
+    if (dst == nullptr) return false;
+    Writer w(dst);
+    encode(w, value);
+    core_.commit_put(seq, nullptr, bytes);
+    return true;
+  }
+
+  std::optional<R> get_until_(detail::Deadline deadline) {
+    detail::ResultView v;
+    if (core_.begin_get(deadline, v) != detail::GetStatus::kReady) return std::nullopt;
+    // The slot goes back to the producers whatever happens while decoding.
+    struct Release {
+      detail::Core& core;
+      const detail::ResultView& view;
+      ~Release() { core.end_get(view); }
+    } release{core_, v};
+    if (v.is_error) detail::Core::throw_task_error(v);
+    return decode_from<R>(v.data, v.len);
+  }
+
+  detail::Core core_;
+};
+
+/// SingleTaskQueue<R, Args...>: a queue bound to one task given at
+/// construction. The task object is created before the workers are forked and
+/// inherited by them, so it may hold anything: a std::function, a connection,
+/// a large table, state that cannot be encoded. put(args...) sends only the
+/// arguments. Same ordering, error and lifecycle contract as ParallelQueue.
+template <class R, class... Args>
+class SingleTaskQueue {
+ public:
+  using Task = std::function<R(Args...)>;
+
+  explicit SingleTaskQueue(Task task, const Options& opts = {})
+      : task_(std::make_unique<const Task>(std::move(task))), queue_(opts) {}
+
+  /// Runs task(args...) in a worker. Blocks while full; throws QueueClosed after stop().
+  void put(const std::decay_t<Args>&... args) { queue_.put(Call{task_.get()}, args...); }
+  [[nodiscard]] bool try_put(const std::decay_t<Args>&... args) {
+    return queue_.try_put(Call{task_.get()}, args...);
+  }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_put_for(const std::chrono::duration<Rep, Period>& timeout,
+                                 const std::decay_t<Args>&... args) {
+    return queue_.try_put_for(timeout, Call{task_.get()}, args...);
+  }
+  /// Passes `value` through in order.
+  void put_value(const R& value) { queue_.put_value(value); }
+
+  [[nodiscard]] std::optional<R> get() { return queue_.get(); }
+  [[nodiscard]] std::optional<R> try_get() { return queue_.try_get(); }
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<R> try_get_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return queue_.try_get_for(timeout);
+  }
+
+  void stop() noexcept { queue_.stop(); }
+  template <class Rep = long, class Period = std::ratio<1>>
+  bool join(const std::chrono::duration<Rep, Period>& timeout =
+                std::chrono::duration<Rep, Period>::max()) {
+    return queue_.join(timeout);
+  }
+  [[nodiscard]] bool is_alive() { return queue_.is_alive(); }
+  [[nodiscard]] bool exhausted() const noexcept { return queue_.exhausted(); }
+  [[nodiscard]] Stats stats() { return queue_.stats(); }
+
+ private:
+  /// What crosses to the worker: a pointer to the task, valid there because
+  /// the task was allocated before the fork.
+  struct Call {
+    const Task* task;
+    R operator()(std::decay_t<Args>&&... xs) const { return (*task)(std::move(xs)...); }
+  };
+
+  std::unique_ptr<const Task> task_;  // declared first: exists before queue_ forks
+  ParallelQueue<R> queue_;
+};
+
+}  // namespace inorder

@@ -1,0 +1,30 @@
+// inorder/stats.hpp: a snapshot of a queue's state, for tuning and monitoring.
+//
+// Every number is read without stopping the queue, so a snapshot taken while
+// tasks run is approximate (each field is exact at some instant during the call).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <sys/types.h>
+#include <vector>
+
+namespace inorder {
+
+struct WorkerStats {
+  pid_t pid = 0;                      ///< process id of the worker
+  std::uint64_t tasks = 0;            ///< tasks it has finished (value or error)
+  std::chrono::nanoseconds busy{0};   ///< total time spent running tasks
+  bool alive = false;                 ///< not yet exited and reaped
+};
+
+struct Stats {
+  std::size_t in_flight = 0;          ///< put and not yet taken by get()
+  std::size_t waiting_in_window = 0;  ///< finished, waiting for get() (in order)
+  std::size_t capacity = 0;           ///< effective capacity (power of two)
+  std::size_t window = 0;             ///< effective reorder window
+  std::vector<WorkerStats> workers;   ///< one entry per worker, by index
+};
+
+}  // namespace inorder

@@ -1,0 +1,67 @@
+// src/demangle.cpp: type names and error records.
+#include <cstdlib>
+#include <cstring>
+#include <cxxabi.h>
+#include <memory>
+
+#include "inorder/codec.hpp"
+#include "inorder/errors.hpp"
+#include "internal.hpp"
+
+namespace inorder::detail {
+
+std::string demangle(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  if (status == 0 && name) return name.get();
+  return type.name();
+}
+
+void write_error(ResultSink& sink, const std::string& type, const std::string& message) noexcept {
+  std::string msg = message;
+  for (;;) {
+    const std::pair<std::string, std::string> record{type, msg};
+    const std::size_t n = encoded_size(record);
+    try {
+      Writer w(sink.reserve(n));
+      encode(w, record);
+      return;
+    } catch (...) {
+      // Only ResultTooLarge can get here: shorten the message and retry. The
+      // inline area always holds a short record (inline_bytes >= 64).
+      if (msg.empty()) {
+        sink.reserved = 0;
+        return;
+      }
+      msg.resize(msg.size() / 2);
+    }
+  }
+}
+
+std::byte* ResultSink::reserve(std::size_t n) {
+  if (n <= inline_bytes) {
+    reserved = n;
+    spilled = false;
+    return inline_area;
+  }
+  if (n <= spill_bytes) {
+    reserved = n;
+    spilled = true;
+    return spill_area;
+  }
+  throw ResultTooLarge{n, spill_bytes};
+}
+
+void Core::throw_task_error(const ResultView& view) {
+  std::string type = "inorder::UnknownError";
+  std::string message;
+  if (view.len != 0) {
+    auto record = decode_from<std::pair<std::string, std::string>>(view.data, view.len);
+    type = std::move(record.first);
+    message = std::move(record.second);
+  }
+  throw TaskError(std::move(type), std::move(message), view.pid, view.seq);
+}
+
+}  // namespace inorder::detail

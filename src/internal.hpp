@@ -1,0 +1,50 @@
+// src/internal.hpp: what core.cpp (parent side) and worker.cpp (worker side)
+// share beyond the memory layout.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <sys/types.h>
+#include <typeinfo>
+#include <vector>
+
+#include "inorder/options.hpp"
+#include "shared.hpp"
+
+namespace inorder::detail {
+
+/// Pointers into the shared mappings, identical in the parent and the workers.
+struct Region {
+  Control* ctl = nullptr;
+  WorkerRecord* records = nullptr;
+  std::byte* slots = nullptr;
+  std::byte* spill = nullptr;
+
+  [[nodiscard]] SlotHeader& slot(std::uint32_t seq) const noexcept {
+    return *reinterpret_cast<SlotHeader*>(slots + (seq & ctl->mask) * ctl->slot_stride);
+  }
+  [[nodiscard]] std::byte* task_area(SlotHeader& h) const noexcept {
+    return reinterpret_cast<std::byte*>(&h) + sizeof(SlotHeader);
+  }
+  [[nodiscard]] std::byte* result_area(SlotHeader& h) const noexcept {
+    return task_area(h) + ctl->inline_bytes;
+  }
+  [[nodiscard]] std::byte* spill_area(std::uint32_t seq) const noexcept {
+    return spill + (seq & ctl->mask) * ctl->spill_bytes;
+  }
+};
+
+/// Runs the worker loop of worker `index` in a freshly forked child; never
+/// returns (ends with _exit, so the parent's stdio buffers are not flushed twice).
+[[noreturn]] void worker_main(const Region& region, unsigned index, const Options& opts,
+                              pid_t parent, const std::vector<int>& fds_to_close);
+
+/// Readable name of a type ("std::out_of_range" rather than "St12out_of_range").
+std::string demangle(const std::type_info& type);
+
+/// Encodes an error record (type name, message) into the slot's result area.
+/// Never throws: the message is cut to fit when the spill area refuses it.
+void write_error(ResultSink& sink, const std::string& type, const std::string& message) noexcept;
+
+}  // namespace inorder::detail

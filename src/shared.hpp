@@ -1,0 +1,141 @@
+// src/shared.hpp: the layout of the shared-memory region of one queue.
+//
+// One anonymous MAP_SHARED mapping, created before the workers are forked and
+// inherited by them (no name in /dev/shm, nothing another user can open):
+//
+//   [ Control | WorkerRecord x workers | Slot x capacity ]   (one mapping)
+//   [ spill area: max_spill_bytes x capacity, MAP_NORESERVE ] (a second one)
+//
+// A slot carries one sequence number through its whole life; the state word
+// names the sequence and the phase, so a stale reader can never mistake one lap
+// of the ring for another:
+//
+//   kFree(s) --producer--> kReady(s) --worker--> kRunning(s, w) --worker--> kDone(s)
+//   kFree(s) --producer (pass-through value)--------------------------------> kDone(s)
+//   kDone(s) --getter--> kFree(s + capacity)
+//
+// Sequence numbers are 32-bit and wrap; they are compared by signed difference
+// (before(a, b) is (int32)(a - b) < 0), which is exact while no two live
+// sequence numbers are 2^31 apart; capacity <= 2^20 guarantees that.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <sys/types.h>
+#include <type_traits>
+
+#include "inorder/detail/config.hpp"
+#include "inorder/detail/core.hpp"
+#include "sync.hpp"
+
+namespace inorder::detail {
+
+inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 20;
+
+/// Phases of a slot (bits 24..31 of the state word).
+enum : std::uint32_t { kFree = 0, kReady = 1, kRunning = 2, kDone = 3 };
+
+/// State word: [63..32] sequence, [31..24] phase, [23..0] worker index (kRunning).
+constexpr std::uint64_t make_state(std::uint32_t seq, std::uint32_t phase,
+                                   std::uint32_t worker = 0) noexcept {
+  return (std::uint64_t{seq} << 32) | (std::uint64_t{phase} << 24) | (worker & 0xFFFFFFu);
+}
+constexpr std::uint32_t state_seq(std::uint64_t st) noexcept {
+  return static_cast<std::uint32_t>(st >> 32);
+}
+constexpr std::uint32_t state_phase(std::uint64_t st) noexcept {
+  return static_cast<std::uint32_t>(st >> 24) & 0xFFu;
+}
+constexpr bool before(std::uint32_t a, std::uint32_t b) noexcept {
+  return static_cast<std::int32_t>(a - b) < 0;
+}
+
+/// put_word: [31..0] next sequence to hand to a producer, bit 32 closed by stop().
+inline constexpr std::uint64_t kClosedBit = std::uint64_t{1} << 32;
+
+struct Control {
+  // ---- written by producers (parent threads) ----
+  /// Next sequence a producer claims, plus the closed bit. Producers claim by
+  /// CAS only after seeing the slot kFree(seq) (acquire, pairs with the
+  /// getter's release of that slot); stop() sets kClosedBit with fetch_or, so a
+  /// claim and a stop are totally ordered: no task can slip in after stop().
+  alignas(kCacheLine) std::atomic<std::uint64_t> put_word{0};
+
+  // ---- written by workers ----
+  /// Next sequence for a worker to claim. A hint only: the claim itself is the
+  /// CAS kReady(s) -> kRunning(s, w) on the slot. Any worker that sees slot s
+  /// already past kReady advances it by CAS (helping), so a worker that dies
+  /// right after its claim cannot stall dispatch.
+  alignas(kCacheLine) std::atomic<std::uint32_t> dispatch{0};
+
+  // ---- written by getters (parent threads) ----
+  /// Next sequence to be emitted. Getters claim a finished slot by CAS
+  /// emit s -> s+1 after seeing kDone(s) (acquire, pairs with the worker's
+  /// release). Workers read it for the window gate.
+  alignas(kCacheLine) std::atomic<std::uint32_t> emit{0};
+
+  /// Set once by the destructor: workers exit as soon as they are between tasks.
+  alignas(kCacheLine) std::atomic<std::uint32_t> shutdown{0};
+
+  /// Workers sleep here for a kReady slot at `dispatch`. Producers notify.
+  EventCount task_ec;
+  /// Getters sleep here for kDone at `emit`. Workers and value producers notify.
+  EventCount result_ec;
+  /// Producers (slot free) and gated workers (emit moved) sleep here. Getters notify.
+  EventCount progress_ec;
+
+  // ---- read-only after construction ----
+  alignas(kCacheLine) std::uint32_t capacity = 0;
+  std::uint32_t mask = 0;
+  std::uint32_t window = 0;
+  std::uint32_t workers = 0;
+  std::size_t inline_bytes = 0;
+  std::size_t slot_stride = 0;
+  std::size_t spill_bytes = 0;
+};
+
+/// One per worker, written only by that worker (and by the parent before fork).
+struct alignas(kCacheLine) WorkerRecord {
+  /// pid of the worker; written by the parent after fork, read for stats.
+  std::atomic<pid_t> pid{0};
+  /// Tasks finished; relaxed, read only for stats.
+  std::atomic<std::uint64_t> tasks{0};
+  /// Nanoseconds spent inside tasks; relaxed, read only for stats.
+  std::atomic<std::uint64_t> busy_ns{0};
+};
+
+/// Header of a slot; followed by inline_bytes of task area and inline_bytes of
+/// result area. Every plain field is written by the party that owns the slot in
+/// its current phase, before the release store that ends the phase, and read by
+/// the next owner after its acquire load of `state`.
+struct alignas(kCacheLine) SlotHeader {
+  std::atomic<std::uint64_t> state{0};
+  Invoker invoker = nullptr;        ///< producer; null for a pass-through value
+  std::uint64_t task_len = 0;       ///< producer: bytes of encoded callable + arguments
+  std::uint64_t result_len = 0;     ///< worker (or value producer): bytes of result
+  pid_t result_pid = 0;             ///< worker that produced the result
+  std::uint8_t task_spilled = 0;    ///< task bytes are in the spill area
+  std::uint8_t result_spilled = 0;  ///< result bytes are in the spill area
+  std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
+};
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "slot states must be lock-free: an emulated atomic is not shared across processes");
+static_assert(std::atomic<pid_t>::is_always_lock_free, "worker pids are read across processes");
+static_assert(sizeof(SlotHeader) == kCacheLine,
+              "a slot header is exactly one cache line: the state and the fields it publishes "
+              "move between processes together");
+static_assert(alignof(Control) >= kCacheLine && alignof(WorkerRecord) >= kCacheLine,
+              "each shared structure starts on its own cache line");
+static_assert(std::is_standard_layout_v<Control> && std::is_standard_layout_v<SlotHeader>,
+              "shared structures are plain layouts placed in raw shared memory");
+
+/// Offset of the result area inside a slot's spill area: results start on the
+/// page after the task's bytes, so a retried task still finds its arguments.
+constexpr std::size_t spill_result_offset(std::size_t task_bytes_in_spill) noexcept {
+  constexpr std::size_t kPage = 4096;
+  return (task_bytes_in_spill + kPage - 1) / kPage * kPage;
+}
+
+}  // namespace inorder::detail

@@ -1,0 +1,107 @@
+// src/sync.hpp: sleeping and waking across processes.
+//
+// C++20 std::atomic::wait/notify cannot be used here: libstdc++ 12 skips the
+// wake system call unless it finds a waiter in a table private to the calling
+// process, so a forked process sleeping on MAP_SHARED memory is never woken.
+// EventCount is the replacement: a 32-bit epoch used as a shared futex word
+// (no FUTEX_PRIVATE_FLAG) plus a count of sleepers in the same shared memory,
+// so that a notifier makes the wake system call only when someone sleeps.
+//
+// Protocol (a Dekker pair; both sides use sequentially consistent operations):
+//   waiter:    sleepers += 1; e = epoch; if (!cond()) futex_wait(epoch, e); sleepers -= 1
+//   notifier:  make cond() true; full fence; if (sleepers > 0) { epoch += 1; futex_wake }
+// Either the notifier sees the waiter's increment and wakes it (a wake between
+// the waiter's epoch read and its futex_wait makes futex_wait return at once
+// because the epoch changed), or the waiter's cond() sees the notifier's store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <sched.h>
+
+#include "inorder/detail/config.hpp"
+#include "inorder/detail/core.hpp"
+
+namespace inorder::detail {
+
+/// Sleeps until *word != expected, a wake, or `deadline` (kForever: no limit).
+/// Returns false only when the deadline passed. Spurious returns are allowed.
+bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline);
+/// Wakes up to `count` processes sleeping on `word`.
+void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept;
+
+/// CPU hint inside spin loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+struct alignas(kCacheLine) EventCount {
+  /// Futex word. Incremented (seq_cst) by a notifier that saw sleepers; read by
+  /// a waiter before its final check of the condition.
+  std::atomic<std::uint32_t> epoch{0};
+  /// Processes between "about to sleep" and "woke up". Incremented before the
+  /// waiter's final condition check; read by notifiers after their store.
+  std::atomic<std::uint32_t> sleepers{0};
+
+  /// Call after making a waiter's condition true. Costs one fence and one load
+  /// of a line nobody writes while no one sleeps.
+  void notify(int count) noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleepers.load(std::memory_order_relaxed) != 0) {
+      epoch.fetch_add(1, std::memory_order_seq_cst);
+      futex_wake(epoch, count);
+    }
+  }
+  void notify_one() noexcept { notify(1); }
+  void notify_all() noexcept { notify(1 << 30); }
+
+  /// Waits until cond() is true or `deadline` passes; returns cond()'s last
+  /// value. Spins briefly, then yields, then sleeps on the futex.
+  template <class Cond>
+  bool await(Cond&& cond, Deadline deadline) {
+    if (cond()) return true;
+    if (deadline == kNoWait) return false;
+    for (int i = 0; i < kSpins; ++i) {
+      cpu_relax();
+      if (cond()) return true;
+    }
+    // Yield phase: on a machine with fewer cores than runnable threads, the
+    // process we wait for is often runnable but not running; yielding hands it
+    // the core for a fraction of a futex round trip. Bounded, so an idle queue
+    // reaches the futex sleep within tens of microseconds.
+    for (int i = 0; i < kYields; ++i) {
+      sched_yield();
+      if (cond()) return true;
+      if (deadline != kForever && Clock::now() >= deadline) return cond();
+    }
+    for (;;) {
+      sleepers.fetch_add(1, std::memory_order_seq_cst);
+      const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
+      if (cond()) {
+        sleepers.fetch_sub(1, std::memory_order_relaxed);
+        return true;
+      }
+      const bool in_time = futex_wait(epoch, e, deadline);
+      sleepers.fetch_sub(1, std::memory_order_relaxed);
+      if (cond()) return true;
+      if (!in_time) return false;
+    }
+  }
+
+  /// Iterations of the spin phase: about a microsecond on current x86 cores,
+  /// shorter than one futex hand-off, and short enough that a spinner on a
+  /// 2-core machine does not starve the process it waits for.
+  static constexpr int kSpins = 64;
+  /// sched_yield calls before sleeping (~0.6 us each when nothing else runs).
+  static constexpr int kYields = 32;
+};
+
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
+              "futex words must be lock-free: an emulated atomic is not shared across processes");
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4, "a futex word is exactly 32 bits");
+
+}  // namespace inorder::detail

@@ -1,0 +1,190 @@
+// src/worker.cpp: the loop every worker process runs after fork.
+//
+// A worker repeatedly: waits until the task at `dispatch` is inside the
+// window, claims it with one CAS on the slot's state (kReady -> kRunning with
+// its own index), runs it, writes the result into the slot and publishes
+// kDone with a release store. It touches no lock and no shared state other
+// than the slot it owns, the dispatch hint and its own WorkerRecord.
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cxxabi.h>
+#include <exception>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "inorder/errors.hpp"
+#include "internal.hpp"
+
+namespace inorder::detail {
+namespace {
+
+std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// Detach the child from what it must not share with the parent.
+void prepare_child(pid_t parent, const std::vector<int>& fds_to_close) {
+  // Die with the parent. PR_SET_PDEATHSIG fires when the forking *thread*
+  // exits and cannot see a parent that died before the call, hence the check.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(0);
+  // Ctrl-C goes to the whole foreground process group; the parent decides.
+  signal(SIGINT, SIG_IGN);
+  for (const int fd : fds_to_close)
+    if (fd >= 0) close(fd);
+}
+
+class Worker {
+ public:
+  Worker(const Region& r, unsigned index) : r_(r), c_(*r.ctl), rec_(r.records[index]), index_(index) {}
+
+  void set_init_error(std::string type, std::string message) {
+    init_failed_ = true;
+    init_type_ = std::move(type);
+    init_message_ = std::move(message);
+  }
+
+  void run() {
+    std::uint32_t gate = c_.emit.load(std::memory_order_acquire) + c_.window;
+    std::uint64_t busy_since = now_ns();
+    std::uint64_t tasks_since_flush = 0;
+    auto go_idle = [&] {
+      // Busy time is accounted per streak of back-to-back tasks, so a stream
+      // of tiny tasks costs no clock reads.
+      rec_.busy_ns.fetch_add(now_ns() - busy_since, std::memory_order_relaxed);
+      tasks_since_flush = 0;
+    };
+    bool idle = false;
+    for (;;) {
+      if (c_.shutdown.load(std::memory_order_relaxed)) break;
+      const std::uint32_t d = c_.dispatch.load(std::memory_order_acquire);
+      const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
+      // Stopped and every task dispatched: nothing can ever arrive for us.
+      if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == d) break;
+      // The window gate: run d only if d < emit + window.
+      if (!before(d, gate)) {
+        gate = c_.emit.load(std::memory_order_acquire) + c_.window;
+        if (!before(d, gate)) {
+          if (!idle) go_idle(), idle = true;
+          c_.progress_ec.await(
+              [&] {
+                return before(d, c_.emit.load(std::memory_order_acquire) + c_.window) ||
+                       c_.dispatch.load(std::memory_order_acquire) != d ||
+                       c_.put_word.load(std::memory_order_acquire) != pw ||
+                       c_.shutdown.load(std::memory_order_relaxed) != 0;
+              },
+              kForever);
+          continue;
+        }
+      }
+      SlotHeader& h = r_.slot(d);
+      std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with commit_put
+      if (st == make_state(d, kReady)) {
+        if (h.state.compare_exchange_strong(st, make_state(d, kRunning, index_),
+                                            std::memory_order_acq_rel)) {
+          std::uint32_t expected = d;
+          c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
+          if (idle) busy_since = now_ns(), idle = false;
+          run_one(d, h);
+          if (++tasks_since_flush == 1024) {
+            go_idle();
+            busy_since = now_ns();
+          }
+        }
+        continue;
+      }
+      const std::uint32_t at = state_seq(st);
+      if ((at == d && state_phase(st) != kFree) || before(d, at)) {
+        // Step over d: claimed by another worker, a pass-through value, or
+        // already emitted and the slot reused for a later lap (a value can
+        // be taken by get() before any worker looked at its slot).
+        std::uint32_t expected = d;
+        c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
+        continue;
+      }
+      // kFree(d): claimed by a producer that has not published yet. Sleep.
+      if (!idle) go_idle(), idle = true;
+      c_.task_ec.await(
+          [&] {
+            return h.state.load(std::memory_order_acquire) != st ||
+                   c_.dispatch.load(std::memory_order_acquire) != d ||
+                   c_.put_word.load(std::memory_order_acquire) != pw ||
+                   c_.shutdown.load(std::memory_order_relaxed) != 0;
+          },
+          kForever);
+    }
+    if (!idle) go_idle();
+  }
+
+ private:
+  void run_one(std::uint32_t d, SlotHeader& h) {
+    ResultSink sink;
+    sink.inline_area = r_.result_area(h);
+    sink.inline_bytes = c_.inline_bytes;
+    const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
+    sink.spill_area = r_.spill_area(d) + off;
+    sink.spill_bytes = off < c_.spill_bytes ? c_.spill_bytes - off : 0;
+    const std::byte* task = h.task_spilled ? r_.spill_area(d) : r_.task_area(h);
+
+    bool error = true;
+    if (init_failed_) {
+      write_error(sink, init_type_, init_message_);
+    } else {
+      try {
+        h.invoker(task, h.task_len, sink);
+        error = false;
+      } catch (const ResultTooLarge& e) {
+        write_error(sink, "inorder::ResultTooLarge",
+                    "result encodes to " + std::to_string(e.wanted) +
+                        " bytes; this slot's spill area holds " + std::to_string(e.limit) +
+                        " (raise Options::max_spill_bytes)");
+      } catch (const std::exception& e) {
+        write_error(sink, demangle(typeid(e)), e.what());
+      } catch (...) {
+        const std::type_info* t = abi::__cxa_current_exception_type();
+        write_error(sink, t ? demangle(*t) : std::string("unknown"), "");
+      }
+    }
+    h.result_len = sink.reserved;
+    h.result_spilled = sink.spilled;
+    h.result_error = error;
+    h.result_pid = pid_;
+    h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
+    c_.result_ec.notify_all();
+    rec_.tasks.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  const Region& r_;
+  Control& c_;
+  WorkerRecord& rec_;
+  std::uint32_t index_;
+  pid_t pid_ = getpid();
+  bool init_failed_ = false;
+  std::string init_type_;
+  std::string init_message_;
+};
+
+}  // namespace
+
+void worker_main(const Region& region, unsigned index, const Options& opts, pid_t parent,
+                 const std::vector<int>& fds_to_close) {
+  prepare_child(parent, fds_to_close);
+  Worker w(region, index);
+  if (opts.worker_init) {
+    try {
+      opts.worker_init(index);
+    } catch (const std::exception& e) {
+      w.set_init_error("inorder::WorkerInitFailed", demangle(typeid(e)) + ": " + e.what());
+    } catch (...) {
+      w.set_init_error("inorder::WorkerInitFailed", "worker_init threw a non-std exception");
+    }
+  }
+  w.run();
+  _exit(0);
+}
+
+}  // namespace inorder::detail

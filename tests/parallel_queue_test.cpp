@@ -1,0 +1,423 @@
+// tests/parallel_queue_test.cpp: the ordering contract of ParallelQueue.
+//
+// Out-of-order completion is forced, not hoped for: tasks wait on flags in
+// shared memory (SharedBlock, created before the queue forks its workers)
+// that the test sets in a chosen order.
+#include <gtest/gtest.h>
+#include <inorder/inorder.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+using inorder_test::SharedBlock;
+using inorder_test::wait_until;
+
+class ParallelQueueTest : public inorder_test::LeakCheck {};
+
+/// Shared flags for forcing completion orders of up to 64 tasks.
+struct Gates {
+  std::atomic<int> started[64];
+  std::atomic<int> release[64];
+  std::atomic<int> finished_rank[64];
+  std::atomic<int> finished{0};
+};
+
+/// A task that records its start, waits for its release flag, records its
+/// completion rank, and returns its own index.
+int gated_task(Gates* g, int i) {
+  g->started[i].store(1);
+  while (g->release[i].load() == 0) sched_yield();
+  g->finished_rank[i].store(g->finished.fetch_add(1));
+  return i;
+}
+
+TEST_F(ParallelQueueTest, EmitsInPutOrderForEveryForcedCompletionOrderOfFourTasks) {
+  // With 4 workers and a window of 4 all four tasks run at once, so every one
+  // of the 24 completion orders can be forced exactly, and is checked.
+  std::array<int, 4> perm{0, 1, 2, 3};
+  int runs = 0;
+  do {
+    SharedBlock<Gates> g;
+    inorder::ParallelQueue<int> q({.workers = 4, .window = 4});
+    for (int i = 0; i < 4; ++i) q.put(gated_task, g.get(), i);
+    ASSERT_TRUE(wait_until([&] {
+      return g->started[0] && g->started[1] && g->started[2] && g->started[3];
+    }));
+    for (int k = 0; k < 4; ++k) {
+      g->release[perm[k]].store(1);
+      ASSERT_TRUE(wait_until([&] { return g->finished.load() == k + 1; }));
+    }
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(g->finished_rank[perm[k]].load(), k);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(q.get(), i);
+    ++runs;
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  EXPECT_EQ(runs, 24);
+}
+
+TEST_F(ParallelQueueTest, EmitsInPutOrderWithThreeWorkersAndWindowThreeForAllReleaseOrders) {
+  // The seed's configuration: 4 tasks, 3 workers, window 3. Task 3 may only
+  // start once task 0 has been emitted (the gate), so task 3 always completes
+  // after task 0: the 12 orders with 3 before 0 are impossible by design. The test
+  // drives every one of the 24 release orders: it releases the next task of
+  // the permutation that is running, draining results as the gate requires,
+  // and checks that whatever completion order results, output is in put order.
+  std::array<int, 4> perm{0, 1, 2, 3};
+  std::set<std::vector<int>> completion_orders;
+  do {
+    SharedBlock<Gates> g;
+    inorder::ParallelQueue<int> q({.workers = 3, .window = 3});
+    for (int i = 0; i < 4; ++i) q.put(gated_task, g.get(), i);
+    std::vector<int> got;
+    std::vector<int> pending(perm.begin(), perm.end());
+    while (!pending.empty()) {
+      // Release the first task in permutation order that has started.
+      ASSERT_TRUE(wait_until([&] {
+        return std::any_of(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
+      }));
+      auto it = std::find_if(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
+      const int t = *it;
+      pending.erase(it);
+      const int before = g->finished.load();
+      g->release[t].store(1);
+      ASSERT_TRUE(wait_until([&] { return g->finished.load() == before + 1; }));
+      // Take every result that is ready now; this opens the gate for task 3.
+      while (auto v = q.try_get_for(std::chrono::milliseconds(20))) got.push_back(*v);
+    }
+    while (got.size() < 4) got.push_back(*q.get());
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3}));
+    std::vector<int> order(4);
+    for (int i = 0; i < 4; ++i) order[g->finished_rank[i].load()] = i;
+    completion_orders.insert(order);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  // Exactly the 12 completion orders allowed by the gate were reached.
+  std::set<std::vector<int>> feasible;
+  std::vector<int> o{0, 1, 2, 3};
+  do {
+    if (std::find(o.begin(), o.end(), 0) < std::find(o.begin(), o.end(), 3)) feasible.insert(o);
+  } while (std::next_permutation(o.begin(), o.end()));
+  EXPECT_EQ(completion_orders, feasible);
+  std::printf("[ figures  ] distinct completion orders reached: %zu of %zu feasible\n",
+              completion_orders.size(), feasible.size());
+}
+
+TEST_F(ParallelQueueTest, KeepsOrderAcrossSequenceWrapAround) {
+  // Start 100 below the 32-bit wrap point; run far past it with out-of-order
+  // completion (every 7th task is slower) and a small ring.
+  inorder::ParallelQueue<long> q(
+      {.workers = 2, .window = 8, .capacity = 16, .first_sequence = 0xFFFFFFFFu - 100});
+  constexpr long kTasks = 20000;
+  std::thread producer([&] {
+    for (long i = 0; i < kTasks; ++i)
+      q.put(
+          [](long x) {
+            if (x % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+            return x * 3;
+          },
+          i);
+    q.stop();
+  });
+  long expect = 0;
+  while (auto v = q.get()) {
+    ASSERT_EQ(*v, expect * 3);
+    ++expect;
+  }
+  producer.join();
+  EXPECT_EQ(expect, kTasks);
+}
+
+TEST_F(ParallelQueueTest, PassesValuesThroughInOrderBetweenTasks) {
+  using Item = std::variant<int, std::string>;
+  inorder::ParallelQueue<Item> q({.workers = 2});
+  for (int i = 0; i < 30; ++i) {
+    if (i % 5 == 4) {
+      q.put(Item{std::string("batch ") + std::to_string(i / 5)});
+    } else {
+      q.put([](int x) { return Item{x * x}; }, i);
+    }
+  }
+  q.put_value(Item{std::string("end")});
+  q.stop();
+  for (int i = 0; i < 30; ++i) {
+    auto v = q.get();
+    ASSERT_TRUE(v.has_value());
+    if (i % 5 == 4) {
+      EXPECT_EQ(std::get<std::string>(*v), "batch " + std::to_string(i / 5));
+    } else {
+      EXPECT_EQ(std::get<int>(*v), i * i);
+    }
+  }
+  EXPECT_EQ(std::get<std::string>(*q.get()), "end");
+  EXPECT_EQ(q.get(), std::nullopt);
+}
+
+struct NotAStdException {
+  int code;
+};
+
+TEST_F(ParallelQueueTest, RethrowsEachTaskErrorAtItsOwnPositionAndGoesOn) {
+  inorder::ParallelQueue<int> q({.workers = 2});
+  auto task = [](int i) -> int {
+    if (i == 3) throw std::out_of_range("index 3 is out of range");
+    if (i == 5) throw 42;
+    if (i == 7) throw NotAStdException{7};
+    if (i == 9) throw std::runtime_error("");
+    return i;
+  };
+  for (int i = 0; i < 12; ++i) q.put(task, i);
+  q.stop();
+  std::set<pid_t> pids;
+  for (const auto& w : q.stats().workers) pids.insert(w.pid);
+  for (int i = 0; i < 12; ++i) {
+    if (i == 3 || i == 5 || i == 7 || i == 9) {
+      try {
+        (void)q.get();
+        ADD_FAILURE() << "task " << i << " should have failed";
+      } catch (const inorder::TaskError& e) {
+        EXPECT_TRUE(pids.count(e.worker_pid())) << e.worker_pid();
+        EXPECT_EQ(e.sequence(), static_cast<std::uint32_t>(i));
+        if (i == 3) {
+          EXPECT_EQ(e.type_name(), "std::out_of_range");
+          EXPECT_EQ(e.message(), "index 3 is out of range");
+          EXPECT_NE(std::string(e.what()).find("index 3 is out of range"), std::string::npos);
+        } else if (i == 5) {
+          EXPECT_EQ(e.type_name(), "int");
+          EXPECT_EQ(e.message(), "");
+        } else if (i == 7) {
+          EXPECT_NE(e.type_name().find("NotAStdException"), std::string::npos) << e.type_name();
+        } else {
+          EXPECT_EQ(e.type_name(), "std::runtime_error");
+        }
+      }
+    } else {
+      EXPECT_EQ(q.get(), i);
+    }
+  }
+  EXPECT_EQ(q.get(), std::nullopt);
+}
+
+TEST_F(ParallelQueueTest, ManyPuttersAndGettersSeeEveryResultOnceInSequenceOrder) {
+  constexpr int kPutters = 4;
+  constexpr int kPerPutter = 5000;
+  constexpr int kGetters = 3;
+  inorder::ParallelQueue<std::pair<int, int>> q({.workers = 2});
+  std::atomic<int> putters_done{0};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kPutters; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerPutter; ++i)
+        q.put([](int who, int n) { return std::pair<int, int>{who, n}; }, p, i);
+      if (++putters_done == kPutters) q.stop();
+    });
+  std::vector<std::vector<std::pair<int, int>>> seen(kGetters);
+  for (int g = 0; g < kGetters; ++g)
+    threads.emplace_back([&, g] {
+      while (auto v = q.get()) seen[g].push_back(*v);
+    });
+  for (auto& t : threads) t.join();
+
+  std::set<std::pair<int, int>> all;
+  for (const auto& s : seen) {
+    // A getter's results follow sequence order, so each putter's items
+    // (put one after another) appear increasing within every getter.
+    std::array<int, kPutters> last;
+    last.fill(-1);
+    for (const auto& [who, n] : s) {
+      EXPECT_GT(n, last[who]);
+      last[who] = n;
+      EXPECT_TRUE(all.insert({who, n}).second) << "duplicate " << who << "," << n;
+    }
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kPutters * kPerPutter));
+}
+
+TEST_F(ParallelQueueTest, SingleGetterSeesEachPuttersItemsInItsPutOrder) {
+  // Global order check with one getter: the merged stream is a total order
+  // consistent with every putter's own order.
+  inorder::ParallelQueue<std::pair<int, int>> q({.workers = 2});
+  std::vector<std::thread> putters;
+  for (int p = 0; p < 3; ++p)
+    putters.emplace_back([&, p] {
+      for (int i = 0; i < 3000; ++i)
+        q.put([](int who, int n) { return std::pair<int, int>{who, n}; }, p, i);
+    });
+  std::array<int, 3> next{0, 0, 0};
+  for (int k = 0; k < 9000; ++k) {
+    auto v = q.get();
+    ASSERT_TRUE(v);
+    ASSERT_EQ(v->second, next[v->first]) << "putter " << v->first;
+    ++next[v->first];
+  }
+  for (auto& t : putters) t.join();
+}
+
+TEST_F(ParallelQueueTest, SlowHeadTaskHoldsPipelineOnlyOnceWindowIsFull) {
+  // window 4: while task 0 is held, tasks 1..3 run and finish; task 4 must
+  // not start until task 0 has been emitted.
+  SharedBlock<Gates> g;
+  inorder::ParallelQueue<int> q({.workers = 2, .window = 4, .capacity = 16});
+  for (int i = 0; i < 8; ++i) {
+    if (i != 0) g->release[i].store(1);
+    q.put(gated_task, g.get(), i);
+  }
+  ASSERT_TRUE(wait_until([&] { return g->finished.load() == 3; }));
+  EXPECT_TRUE(g->started[0] && g->started[1] && g->started[2] && g->started[3]);
+  EXPECT_EQ(q.stats().waiting_in_window, 3u);
+  // The other worker is idle now; give a wrong implementation time to start task 4.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(g->started[4].load(), 0) << "task 4 ran beyond the window";
+  EXPECT_EQ(q.try_get(), std::nullopt) << "nothing may be emitted before task 0";
+  g->release[0].store(1);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(q.get(), i);
+}
+
+TEST_F(ParallelQueueTest, FullQueueBlocksPutUntilAGetFreesASlot) {
+  SharedBlock<Gates> g;
+  for (int i = 0; i < 64; ++i) g->release[i].store(1);
+  inorder::ParallelQueue<int> q({.workers = 1, .window = 2, .capacity = 4});
+  for (int i = 0; i < 4; ++i) q.put(gated_task, g.get(), i);
+  EXPECT_FALSE(q.try_put(gated_task, g.get(), 4));
+  std::atomic<bool> put_returned{false};
+  std::thread putter([&] {
+    q.put(gated_task, g.get(), 4);
+    put_returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(put_returned.load()) << "put must block while the queue is full";
+  EXPECT_EQ(q.get(), 0);
+  putter.join();
+  EXPECT_TRUE(put_returned.load());
+  for (int i = 1; i < 5; ++i) EXPECT_EQ(q.get(), i);
+}
+
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : s) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+TEST_F(ParallelQueueTest, DeliversOneMebibyteAndSixtyFourMebibyteResultsWhole) {
+  inorder::ParallelQueue<std::string> q({.workers = 2});
+  const std::size_t sizes[] = {1u << 20, 64u << 20, 100, 3u << 20};
+  for (unsigned k = 0; k < 4; ++k)
+    q.put([](std::size_t n, unsigned seed) { return pattern(n, seed); }, sizes[k], k);
+  for (unsigned k = 0; k < 4; ++k) {
+    auto v = q.get();
+    ASSERT_TRUE(v);
+    ASSERT_EQ(v->size(), sizes[k]);
+    EXPECT_TRUE(*v == pattern(sizes[k], k)) << "content differs for size " << sizes[k];
+  }
+}
+
+TEST_F(ParallelQueueTest, CarriesArgumentsLargerThanASlot) {
+  inorder::ParallelQueue<std::size_t> q({.workers = 2});
+  std::vector<std::uint32_t> big(1 << 20);
+  std::iota(big.begin(), big.end(), 7u);
+  for (int i = 0; i < 5; ++i)
+    q.put(
+        [](const std::vector<std::uint32_t>& v, int add) {
+          std::size_t sum = 0;
+          for (auto x : v) sum += x;
+          return sum + static_cast<std::size_t>(add);
+        },
+        big, i);
+  const std::size_t base = std::accumulate(big.begin(), big.end(), std::size_t{0});
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(q.get(), base + static_cast<std::size_t>(i));
+}
+
+TEST_F(ParallelQueueTest, ResultAboveSpillLimitFailsOnlyItsOwnSlot) {
+  inorder::ParallelQueue<std::string> q({.workers = 1, .max_spill_bytes = 1u << 20});
+  q.put([](std::size_t n) { return std::string(n, 'x'); }, std::size_t{10});
+  q.put([](std::size_t n) { return std::string(n, 'x'); }, std::size_t{4} << 20);
+  q.put([](std::size_t n) { return std::string(n, 'y'); }, std::size_t{20});
+  EXPECT_EQ(q.get(), std::string(10, 'x'));
+  try {
+    (void)q.get();
+    ADD_FAILURE() << "expected ResultTooLarge";
+  } catch (const inorder::TaskError& e) {
+    EXPECT_EQ(e.type_name(), "inorder::ResultTooLarge");
+    EXPECT_NE(e.message().find("max_spill_bytes"), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(q.get(), std::string(20, 'y'));
+}
+
+TEST_F(ParallelQueueTest, PutOfArgumentsAboveSpillLimitThrowsBeforeEnqueueing) {
+  inorder::ParallelQueue<std::size_t> q({.workers = 1, .max_spill_bytes = 1u << 20});
+  const std::string big(2u << 20, 'z');
+  EXPECT_THROW(q.put([](const std::string& s) { return s.size(); }, big), inorder::PayloadTooLarge);
+  q.put([](const std::string& s) { return s.size(); }, std::string(5, 'a'));
+  EXPECT_EQ(q.get(), 5u);
+  EXPECT_EQ(q.stats().in_flight, 0u);
+}
+
+int add(int a, int b) { return a + b; }
+
+TEST_F(ParallelQueueTest, AcceptsFunctionPointersAndCapturingLambdas) {
+  inorder::ParallelQueue<int> q({.workers = 2});
+  const int offset = 1000;
+  q.put(add, 2, 3);
+  q.put(&add, 4, 5);
+  q.put([offset](int x) { return x + offset; }, 1);
+  q.put([] { return 7; });
+  EXPECT_EQ(q.get(), 5);
+  EXPECT_EQ(q.get(), 9);
+  EXPECT_EQ(q.get(), 1001);
+  EXPECT_EQ(q.get(), 7);
+}
+
+TEST_F(ParallelQueueTest, DecodesNestedArgumentAndResultTypes) {
+  using Map = std::map<std::string, std::vector<int>>;
+  inorder::ParallelQueue<std::map<std::string, std::size_t>> q({.workers = 2});
+  Map m{{"a", {1, 2, 3}}, {"bb", {}}, {"ccc", std::vector<int>(1000, 4)}};
+  q.put(
+      [](const Map& in, const std::optional<std::string>& suffix) {
+        std::map<std::string, std::size_t> out;
+        for (const auto& [k, v] : in) out[k + suffix.value_or("")] = v.size();
+        return out;
+      },
+      m, std::optional<std::string>("!"));
+  const auto r = q.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, (std::map<std::string, std::size_t>{{"a!", 3}, {"bb!", 0}, {"ccc!", 1000}}));
+}
+
+TEST_F(ParallelQueueTest, RandomizedOrderUnderRandomTaskDurations) {
+  std::mt19937 rng(12345);
+  std::printf("[ figures  ] seed 12345\n");
+  inorder::ParallelQueue<int> q({.workers = 2, .window = 6, .capacity = 8});
+  std::vector<int> delays(3000);
+  for (auto& d : delays) d = static_cast<int>(rng() % 4 == 0 ? rng() % 200 : 0);
+  std::thread producer([&] {
+    for (int i = 0; i < 3000; ++i)
+      q.put(
+          [](int idx, int us) {
+            if (us) std::this_thread::sleep_for(std::chrono::microseconds(us));
+            return idx;
+          },
+          i, delays[i]);
+    q.stop();
+  });
+  int expect = 0;
+  while (auto v = q.get()) ASSERT_EQ(*v, expect++);
+  producer.join();
+  EXPECT_EQ(expect, 3000);
+}
+
+}  // namespace

@@ -1,0 +1,135 @@
+// tests/test_util.hpp: what every multi-process test checks and uses.
+//
+// - A per-test watchdog: alarm() armed when each test starts, so a hang kills
+//   the test binary (and fails it) long before the meson timeout.
+// - LeakCheck: a fixture that records this process's open fds, children and
+//   /dev/shm entries before a test and fails the test if any new one is left
+//   after it (no zombie, no live child, no fd, no shared-memory name).
+// - SharedBlock<T>: a T in anonymous MAP_SHARED memory, made before a queue
+//   forks its workers, so tasks and the test can flip flags both ways.
+// - wait_until(): polls a condition with sched_yield until a deadline, for
+//   waiting on flags set by workers (never used to assert timing).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <new>
+#include <sched.h>
+#include <set>
+#include <string>
+#include <sys/mman.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace inorder_test {
+
+inline std::set<std::string> list_dir(const char* path) {
+  std::set<std::string> names;
+  if (DIR* d = opendir(path)) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") names.insert(n);
+    }
+    closedir(d);
+  }
+  return names;
+}
+
+/// Open fds of this process, excluding the one opendir() itself uses.
+inline std::size_t open_fd_count() { return list_dir("/proc/self/fd").size() - 1; }
+
+/// pids whose parent is this process (live or zombie).
+inline std::vector<int> child_pids() {
+  std::vector<int> kids;
+  const int me = getpid();
+  for (const auto& name : list_dir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream st("/proc/" + name + "/stat");
+    std::string line;
+    if (!std::getline(st, line)) continue;
+    // Fields after the parenthesised command: state ppid ...
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == me)
+      kids.push_back(std::stoi(name));
+  }
+  return kids;
+}
+
+class LeakCheck : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fds_before_ = open_fd_count();
+    shm_before_ = list_dir("/dev/shm");
+    ASSERT_TRUE(child_pids().empty()) << "a previous test left a child process behind";
+  }
+  void TearDown() override {
+    EXPECT_TRUE(child_pids().empty()) << "child processes (workers or zombies) left behind";
+    EXPECT_EQ(open_fd_count(), fds_before_) << "file descriptors leaked";
+    EXPECT_EQ(list_dir("/dev/shm"), shm_before_) << "/dev/shm entries left behind";
+  }
+
+ private:
+  std::size_t fds_before_ = 0;
+  std::set<std::string> shm_before_;
+};
+
+/// A T constructed in anonymous shared memory; visible to workers forked later.
+template <class T>
+class SharedBlock {
+ public:
+  SharedBlock() {
+    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    ptr_ = new (p) T();
+  }
+  ~SharedBlock() {
+    ptr_->~T();
+    munmap(ptr_, sizeof(T));
+  }
+  SharedBlock(const SharedBlock&) = delete;
+  SharedBlock& operator=(const SharedBlock&) = delete;
+  T* get() const { return ptr_; }
+  T* operator->() const { return ptr_; }
+  T& operator*() const { return *ptr_; }
+
+ private:
+  T* ptr_;
+};
+
+/// Polls `cond` until it holds or `timeout` passes; returns its last value.
+template <class Cond>
+bool wait_until(Cond&& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= deadline) return cond();
+    sched_yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return true;
+}
+
+/// Arms alarm() for every test: a hung test dies with SIGALRM and fails.
+class Watchdog : public ::testing::EmptyTestEventListener {
+ public:
+  static constexpr unsigned kSecondsPerTest = 120;
+  void OnTestStart(const ::testing::TestInfo&) override { alarm(kSecondsPerTest); }
+  void OnTestEnd(const ::testing::TestInfo&) override { alarm(0); }
+};
+
+inline const bool kWatchdogInstalled = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog);
+  return true;
+}();
+
+}  // namespace inorder_test
