@@ -40,8 +40,18 @@ struct Region {
 [[noreturn]] void worker_main(const Region& region, unsigned index, const Options& opts,
                               pid_t parent, const std::vector<int>& fds_to_close);
 
+/// Runs the supervisor in a freshly forked child of the queue's owner: forks
+/// the workers, replaces the ones that die, enforces task timeouts and the
+/// restart cap; never returns.
+[[noreturn]] void supervisor_main(const Region& region, const Options& opts, pid_t parent,
+                                  int wake_fd);
+
 /// Readable name of a type ("std::out_of_range" rather than "St12out_of_range").
 std::string demangle(const std::type_info& type);
+
+/// Decodes the (type, message) record of an error slot and throws the
+/// matching TaskError subclass.
+[[noreturn]] void throw_recorded_error(const ResultView& view);
 
 /// Encodes an error record (type name, message) into the slot's result area.
 /// Never throws: the message is cut to fit when the spill area refuses it.

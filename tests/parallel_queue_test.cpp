@@ -84,8 +84,10 @@ TEST_F(ParallelQueueTest, EmitsInPutOrderWithThreeWorkersAndWindowThreeForAllRel
     std::vector<int> got;
     std::vector<int> pending(perm.begin(), perm.end());
     while (!pending.empty()) {
-      // Release the first task in permutation order that has started.
+      // Release the first task in permutation order that has started, taking
+      // results meanwhile (task 3 can only start once task 0 was taken).
       ASSERT_TRUE(wait_until([&] {
+        while (auto v = q.try_get()) got.push_back(*v);
         return std::any_of(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
       }));
       auto it = std::find_if(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
@@ -94,8 +96,6 @@ TEST_F(ParallelQueueTest, EmitsInPutOrderWithThreeWorkersAndWindowThreeForAllRel
       const int before = g->finished.load();
       g->release[t].store(1);
       ASSERT_TRUE(wait_until([&] { return g->finished.load() == before + 1; }));
-      // Take every result that is ready now; this opens the gate for task 3.
-      while (auto v = q.try_get_for(std::chrono::milliseconds(20))) got.push_back(*v);
     }
     while (got.size() < 4) got.push_back(*q.get());
     EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3}));

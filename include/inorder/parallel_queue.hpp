@@ -253,7 +253,7 @@ class ParallelQueue {
       const detail::ResultView& view;
       ~Release() { core.end_get(view); }
     } release{core_, v};
-    if (v.is_error) detail::Core::throw_task_error(v);
+    if (v.is_error) core_.throw_task_error(v);
     return decode_from<R>(v.data, v.len);
   }
 

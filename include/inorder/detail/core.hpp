@@ -62,6 +62,7 @@ struct ResultView {
   const std::byte* data = nullptr;
   std::size_t len = 0;
   pid_t pid = 0;
+  std::uint32_t broken = 0;  ///< nonzero: synthesized because the queue broke
 };
 
 enum class GetStatus { kReady, kTimeout, kEnd };
@@ -93,8 +94,9 @@ class Core {
   /// Returns the slot claimed by begin_get to the producers. Must be called
   /// exactly once after every kReady, after the view's bytes are decoded.
   void end_get(const ResultView& view) noexcept;
-  /// Rebuilds the TaskError recorded in an error slot and throws it.
-  [[noreturn]] static void throw_task_error(const ResultView& view);
+  /// Rebuilds the error recorded in an error slot and throws it: TaskError or
+  /// its subclasses WorkerCrashed / TaskTimeout, or QueueBroken.
+  [[noreturn]] void throw_task_error(const ResultView& view) const;
 
   void stop() noexcept;
   [[nodiscard]] bool stopped() const noexcept;
