@@ -84,13 +84,18 @@ TEST_F(ParallelQueueTest, EmitsInPutOrderWithThreeWorkersAndWindowThreeForAllRel
     std::vector<int> got;
     std::vector<int> pending(perm.begin(), perm.end());
     while (!pending.empty()) {
-      // Release the first task in permutation order that has started, taking
-      // results meanwhile (task 3 can only start once task 0 was taken).
+      // Release the permutation's next task. Task 3 can start only once task 0
+      // has been taken; while task 0 is still held, release the first started
+      // task in permutation order instead. Results are taken meanwhile.
+      const bool zero_held = std::find(pending.begin(), pending.end(), 0) != pending.end();
+      auto it = pending.begin();
+      if (*it == 3 && zero_held)
+        it = std::find_if(pending.begin(), pending.end(), [](int t) { return t != 3; });
+      const int next = *it;
       ASSERT_TRUE(wait_until([&] {
         while (auto v = q.try_get()) got.push_back(*v);
-        return std::any_of(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
+        return g->started[next] != 0;
       }));
-      auto it = std::find_if(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
       const int t = *it;
       pending.erase(it);
       const int before = g->finished.load();

@@ -205,7 +205,11 @@ class ParallelQueue {
       static_assert(std::is_convertible_v<F&&, R>,
                     "inorder: put(x) with one argument passes x through, so x must convert to "
                     "the queue's R (or be a callable taking no arguments)");
-      return put_value_until_(deadline, static_cast<R>(std::forward<F>(f)));
+      if constexpr (std::is_same_v<Fn, R>) {
+        return put_value_until_(deadline, f);  // encode in place: no temporary copy
+      } else {
+        return put_value_until_(deadline, static_cast<R>(std::forward<F>(f)));
+      }
     } else {
       static_assert(std::is_trivially_copyable_v<Fn>,
                     "inorder: the callable given to put() must be trivially copyable: its bytes "
