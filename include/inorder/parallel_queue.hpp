@@ -13,9 +13,14 @@
 // put() and get() may be called from any number of threads of the process that
 // constructed the queue (never from a worker or from a child forked later).
 //
-// Not promised here: surviving a worker that crashes or is killed (a crashed
-// worker's task never completes and get() waits for it), per-task timeouts,
-// retries. A callable put() receives must be trivially copyable; see put().
+// Faults: a task whose worker dies (signal, abort, exit, SIGKILL) or runs past
+// Options::task_timeout fails only its own position (WorkerCrashed /
+// TaskTimeout), or is retried on a fresh worker while it has Options::lives;
+// the worker is replaced by the queue's supervisor process. Past the restart
+// cap the queue is Broken and every unfinished position and later put() fails
+// with QueueBroken at once: nothing waits for work that cannot happen.
+// Not promised: results of tasks that never return when no task_timeout is set.
+// A callable put() receives must be trivially copyable; see put().
 #pragma once
 
 #include <chrono>
