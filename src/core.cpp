@@ -37,10 +37,6 @@ constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
-int pidfd_open(pid_t pid) {
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-}
-
 struct Validated {
   unsigned workers;
   std::size_t window;

@@ -4,7 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <string>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <typeinfo>
 #include <vector>
@@ -13,6 +16,19 @@
 #include "shared.hpp"
 
 namespace inorder::detail {
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock behind steady_clock).
+inline std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// A pidfd for `pid` (close-on-exec), or -1 with errno set.
+inline int pidfd_open(pid_t pid) noexcept {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
 
 /// Pointers into the shared mappings, identical in the parent and the workers.
 struct Region {

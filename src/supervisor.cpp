@@ -36,15 +36,6 @@
 namespace inorder::detail {
 namespace {
 
-std::uint64_t now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
 std::string describe_exit(pid_t pid, int status) {
   std::string s = "worker " + std::to_string(pid);
   if (WIFSIGNALED(status)) {

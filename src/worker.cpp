@@ -19,13 +19,6 @@
 namespace inorder::detail {
 namespace {
 
-std::uint64_t now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 /// Detach the child from what it must not share with the parent.
 void prepare_child(pid_t parent, const std::vector<int>& fds_to_close) {
   // Die with the parent. PR_SET_PDEATHSIG fires when the forking *thread*
