@@ -251,6 +251,7 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
 
   m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (m.wake_fd < 0) throw_errno("inorder: eventfd");
+  c.wake_fd = m.wake_fd;
 
   // The supervisor forks the workers (and later their replacements) from a
   // single-threaded process; see src/supervisor.cpp.
@@ -349,12 +350,15 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
   }
 }
 
-void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes) noexcept {
+void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
+                      std::uint32_t timeout_ms) noexcept {
   const Region& r = impl_->r;
   Control& c = *r.ctl;
   SlotHeader& h = r.slot(seq);
   const bool spilled = bytes > c.inline_bytes;
   h.invoker = invoker;
+  h.attempts = 0;
+  h.timeout_ms = timeout_ms;
   if (invoker != nullptr) {
     h.task_len = bytes;
     h.task_spilled = spilled;

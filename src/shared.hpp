@@ -109,6 +109,8 @@ struct Control {
   std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
   std::uint64_t restart_window_ns = 0;  ///< ... within this long
   std::uint64_t grace_ns = 0;           ///< shutdown grace
+  int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
+                     ///< and a worker starting a task with its own timeout
 };
 
 enum : std::uint32_t { kBrokenByRestarts = 1, kBrokenBySupervisor = 2 };
@@ -128,6 +130,8 @@ struct alignas(kCacheLine) WorkerRecord {
   /// kRunning(seq, this worker): a stale pair can never kill the wrong task.
   std::atomic<std::uint32_t> running_seq{0};
   std::atomic<std::uint64_t> running_since_ns{0};
+  /// Time limit of the task being run (written before running_since_ns).
+  std::atomic<std::uint64_t> running_timeout_ns{0};
   /// 1 while the worker process exists (supervisor writes), for stats.
   std::atomic<std::uint32_t> alive{0};
   /// Times this worker slot was refilled with a new process.
@@ -148,6 +152,7 @@ struct alignas(kCacheLine) SlotHeader {
   std::uint8_t result_spilled = 0;  ///< result bytes are in the spill area
   std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
   std::uint16_t attempts = 0;       ///< failed attempts so far (producer resets, supervisor counts)
+  std::uint32_t timeout_ms = 0;     ///< producer: this task's own timeout (0: Options::task_timeout)
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,

@@ -84,9 +84,7 @@ class Supervisor {
         fds.push_back({pidfds_[w], POLLIN, 0});
         who.push_back(w);
       }
-      int timeout_ms = -1;
-      if (c_.task_timeout_ns != 0)
-        timeout_ms = static_cast<int>(std::max<std::uint64_t>(1, c_.task_timeout_ns / 4'000'000));
+      const int timeout_ms = tick_ms();
       const int rc = poll(fds.data(), fds.size(), timeout_ms);
       if (rc < 0 && errno != EINTR) _exit(2);
 
@@ -102,7 +100,7 @@ class Supervisor {
 
       for (std::size_t i = 0; i < who.size(); ++i)
         if (fds[i + 2].revents != 0) reap(who[i]);
-      if (c_.task_timeout_ns != 0) check_timeouts();
+      check_timeouts();
 
       bool any_alive = false;
       for (const int fd : pidfds_) any_alive = any_alive || fd >= 0;
@@ -114,7 +112,9 @@ class Supervisor {
  private:
   bool spawn(unsigned w) {
     const pid_t me = getpid();
-    std::vector<int> close_in_child{parent_fd_, wake_fd_};
+    // The worker keeps wake_fd: it writes it when a task with its own
+    // timeout starts.
+    std::vector<int> close_in_child{parent_fd_};
     for (const int fd : pidfds_)
       if (fd >= 0) close_in_child.push_back(fd);
     const pid_t pid = fork();
@@ -184,9 +184,10 @@ class Supervisor {
       std::string msg;
       if (timed_out) {
         type = "inorder::TaskTimeout";
-        msg = "task ran longer than Options::task_timeout (" +
-              std::to_string(c_.task_timeout_ns / 1'000'000) + " ms); worker " +
-              std::to_string(pid) + " was killed";
+        const std::uint64_t limit_ms =
+            h.timeout_ms != 0 ? h.timeout_ms : c_.task_timeout_ns / 1'000'000;
+        msg = "task ran longer than its timeout (" + std::to_string(limit_ms) +
+              " ms); worker " + std::to_string(pid) + " was killed";
       } else {
         type = "inorder::WorkerCrashed";
         msg = describe_exit(pid, status) + " while running this task";
@@ -214,6 +215,24 @@ class Supervisor {
     }
   }
 
+  /// poll() timeout: a quarter of the shortest limit in force (the queue-wide
+  /// one, or that of a running task with its own), or none at all.
+  int tick_ms() const {
+    std::uint64_t shortest = c_.task_timeout_ns;
+    for (unsigned w = 0; w < c_.workers; ++w) {
+      if (pidfds_[w] < 0) continue;
+      const WorkerRecord& rec = r_.records[w];
+      const std::uint32_t seq = rec.running_seq.load(std::memory_order_acquire);
+      const std::uint64_t limit = rec.running_timeout_ns.load(std::memory_order_acquire);
+      if (limit == 0 || rec.running_since_ns.load(std::memory_order_acquire) == 0) continue;
+      if (r_.slot(seq).state.load(std::memory_order_acquire) != make_state(seq, kRunning, w))
+        continue;
+      if (shortest == 0 || limit < shortest) shortest = limit;
+    }
+    if (shortest == 0) return -1;
+    return static_cast<int>(std::max<std::uint64_t>(1, shortest / 4'000'000));
+  }
+
   void check_timeouts() {
     const std::uint64_t now = now_ns();
     for (unsigned w = 0; w < c_.workers; ++w) {
@@ -221,8 +240,10 @@ class Supervisor {
       const WorkerRecord& rec = r_.records[w];
       const std::uint32_t seq = rec.running_seq.load(std::memory_order_acquire);
       const std::uint64_t since = rec.running_since_ns.load(std::memory_order_acquire);
-      if (since == 0 || rec.running_seq.load(std::memory_order_acquire) != seq) continue;
-      if (now < since || now - since <= c_.task_timeout_ns) continue;
+      const std::uint64_t limit = rec.running_timeout_ns.load(std::memory_order_acquire);
+      if (since == 0 || limit == 0 || rec.running_seq.load(std::memory_order_acquire) != seq)
+        continue;
+      if (now < since || now - since <= limit) continue;
       if (r_.slot(seq).state.load(std::memory_order_acquire) != make_state(seq, kRunning, w))
         continue;
       if (timed_out_valid_[w] && timed_out_[w] == seq) continue;  // already killed

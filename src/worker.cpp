@@ -82,13 +82,21 @@ class Worker {
           std::uint32_t expected = d;
           c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
           if (idle) busy_since = now_ns(), idle = false;
-          if (c_.task_timeout_ns != 0) {
+          const std::uint64_t limit =
+              h.timeout_ms != 0 ? std::uint64_t{h.timeout_ms} * 1'000'000 : c_.task_timeout_ns;
+          if (limit != 0) {
             // Publish what runs since when, for the supervisor's timeout check
             // (see WorkerRecord: since is zeroed first, so a pair read across
             // a change is never taken for the new task's start).
             rec_.running_since_ns.store(0, std::memory_order_release);
             rec_.running_seq.store(d, std::memory_order_release);
+            rec_.running_timeout_ns.store(limit, std::memory_order_release);
             rec_.running_since_ns.store(now_ns(), std::memory_order_release);
+            // Without a queue-wide timeout the supervisor sleeps untimed: wake it.
+            if (c_.task_timeout_ns == 0) {
+              const std::uint64_t one = 1;
+              [[maybe_unused]] const ssize_t n = write(c_.wake_fd, &one, sizeof one);
+            }
           }
           run_one(d, h);
           if (++tasks_since_flush == 1024) {

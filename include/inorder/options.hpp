@@ -89,4 +89,12 @@ struct Options {
   std::uint32_t first_sequence = 0;
 };
 
+/// Settings for one task, given to ParallelQueue::put_with.
+struct TaskOptions {
+  /// This task's time limit, overriding Options::task_timeout; zero means the
+  /// queue's setting. Past it the worker is killed and replaced and the slot
+  /// fails with inorder::TaskTimeout (or is retried, see Options::lives).
+  std::chrono::milliseconds timeout{0};
+};
+
 }  // namespace inorder

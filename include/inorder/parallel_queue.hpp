@@ -23,6 +23,7 @@
 // A callable put() receives must be trivially copyable; see put().
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -126,13 +127,13 @@ class ParallelQueue {
   /// encoded arguments exceed Options::max_spill_bytes.
   template <class F, class... Args>
   void put(F&& f, Args&&... args) {
-    (void)put_until_(detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
+    (void)put_until_(0, detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), but returns false at once instead of blocking when full.
   template <class F, class... Args>
   [[nodiscard]] bool try_put(F&& f, Args&&... args) {
-    return put_until_(detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), waiting at most `timeout` (never returns false earlier).
@@ -140,14 +141,32 @@ class ParallelQueue {
   template <class Rep, class Period, class F, class... Args>
   [[nodiscard]] bool try_put_for(const std::chrono::duration<Rep, Period>& timeout, F&& f,
                                  Args&&... args) {
-    return put_until_(detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), waiting until `deadline` at most.
   template <class C, class D, class F, class... Args>
   [[nodiscard]] bool try_put_until(const std::chrono::time_point<C, D>& deadline, F&& f,
                                    Args&&... args) {
-    return put_until_(detail::to_deadline(deadline), std::forward<F>(f),
+    return put_until_(0, detail::to_deadline(deadline), std::forward<F>(f),
+                      std::forward<Args>(args)...);
+  }
+
+  /// As put(f, args...), with settings for this task alone: `opts.timeout`
+  /// overrides Options::task_timeout for it. Throws std::invalid_argument for
+  /// a negative timeout.
+  template <class F, class... Args>
+  void put_with(const TaskOptions& opts, F&& f, Args&&... args) {
+    (void)put_until_(timeout_ms_(opts), detail::kForever, std::forward<F>(f),
+                     std::forward<Args>(args)...);
+  }
+
+  /// As put_with(), waiting at most `timeout` for room; false on timeout.
+  template <class Rep, class Period, class F, class... Args>
+  [[nodiscard]] bool try_put_with_for(const TaskOptions& opts,
+                                      const std::chrono::duration<Rep, Period>& timeout, F&& f,
+                                      Args&&... args) {
+    return put_until_(timeout_ms_(opts), detail::after(timeout), std::forward<F>(f),
                       std::forward<Args>(args)...);
   }
 
@@ -204,7 +223,7 @@ class ParallelQueue {
 
  private:
   template <class F, class... Args>
-  bool put_until_(detail::Deadline deadline, F&& f, Args&&... args) {
+  bool put_until_(std::uint32_t timeout_ms, detail::Deadline deadline, F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
       static_assert(std::is_convertible_v<F&&, R>,
@@ -237,9 +256,17 @@ class ParallelQueue {
       std::memcpy(dst, static_cast<const void*>(std::addressof(fn)), sizeof(Fn));
       Writer w(dst + sizeof(Fn));
       (encode(w, args), ...);
-      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes);
+      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes,
+                       timeout_ms);
       return true;
     }
+  }
+
+  static std::uint32_t timeout_ms_(const TaskOptions& opts) {
+    const auto ms = opts.timeout.count();
+    if (ms < 0) throw std::invalid_argument("inorder: TaskOptions::timeout must not be negative");
+    constexpr auto kMax = std::int64_t{0xFFFFFFFF};
+    return static_cast<std::uint32_t>(std::min<std::int64_t>(ms, kMax));
   }
 
   bool put_value_until_(detail::Deadline deadline, const R& value) {

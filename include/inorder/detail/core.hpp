@@ -86,7 +86,10 @@ class Core {
   std::byte* begin_put(std::size_t bytes, bool is_value, Deadline deadline,
                        std::uint32_t& seq);
   /// Publishes the slot claimed by begin_put. `invoker` is null for a value.
-  void commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes) noexcept;
+  /// `timeout_ms` nonzero: this task's own time limit (overrides
+  /// Options::task_timeout).
+  void commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
+                  std::uint32_t timeout_ms = 0) noexcept;
 
   /// Getter side, any thread. Claims the next result in sequence order, waiting
   /// until `deadline`. kEnd: stopped and everything delivered.
