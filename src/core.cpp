@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdexcept>
 #include <string>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,10 +36,6 @@ constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 }
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
-
-int pidfd_open(pid_t pid) {
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-}
 
 struct Validated {
   unsigned workers;
@@ -84,9 +81,24 @@ Validated validate(const Options& o) {
   if (v.spill_bytes > kMaxSpillReservation / v.capacity)
     throw std::invalid_argument(
         "inorder: Options::max_spill_bytes x capacity exceeds the 64 TiB address-space budget");
+  if (o.task_timeout.count() < 0)
+    throw std::invalid_argument("inorder: Options::task_timeout must not be negative");
+  if (o.restart_window.count() <= 0)
+    throw std::invalid_argument("inorder: Options::restart_window must be positive");
+  if (o.lives > 1000)
+    throw std::invalid_argument("inorder: Options::lives must be <= 1000");
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   return v;
+}
+
+std::string broken_reason(const Control& c) {
+  if (c.broken.load(std::memory_order_acquire) == kBrokenBySupervisor)
+    return "inorder: the queue is broken: its supervisor process vanished (killed from "
+           "outside?), so no task can finish";
+  return "inorder: the queue is broken: more than " + std::to_string(c.max_restarts) +
+         " worker restarts within " + std::to_string(c.restart_window_ns / 1'000'000) +
+         " ms (Options::max_restarts / restart_window); every unfinished task fails";
 }
 
 }  // namespace
@@ -99,39 +111,42 @@ struct Core::Impl {
   void* spill_map = nullptr;
   std::size_t spill_total = 0;
 
-  std::mutex procs_mu;          ///< guards the three vectors below
-  std::vector<pid_t> pids;      ///< by worker index
-  std::vector<int> pidfds;      ///< -1 once reaped
-  std::vector<bool> reaped;
+  std::mutex proc_mu;        ///< guards the supervisor fields below
+  pid_t supervisor = 0;      ///< forks, watches and replaces the workers
+  int supervisor_fd = -1;    ///< its pidfd; -1 once reaped
+  int wake_fd = -1;          ///< eventfd the supervisor polls: stop / shutdown
 
   explicit Impl(const Options& o) : opts(o) {}
 
   ~Impl() {
+    if (wake_fd >= 0) close(wake_fd);
     if (spill_map) munmap(spill_map, spill_total);
     if (main_map) munmap(main_map, main_bytes);
   }
 
-  /// Reaps worker i if it has exited. Caller holds procs_mu.
-  bool try_reap(std::size_t i) {
-    if (reaped[i]) return true;
+  void wake_supervisor() noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = write(wake_fd, &one, sizeof one);
+  }
+
+  /// Reaps the supervisor if it has exited. Caller holds proc_mu.
+  bool try_reap() {
+    if (supervisor_fd < 0) return true;
     int status = 0;
-    const pid_t rc = waitpid(pids[i], &status, WNOHANG);
-    if (rc == pids[i] || (rc == -1 && errno == ECHILD)) {
-      reaped[i] = true;
-      close(pidfds[i]);
-      pidfds[i] = -1;
+    const pid_t rc = waitpid(supervisor, &status, WNOHANG);
+    if (rc == supervisor || (rc == -1 && errno == ECHILD)) {
+      close(supervisor_fd);
+      supervisor_fd = -1;
       return true;
     }
     return false;
   }
 
-  /// Waits until every worker has exited or `deadline` passes. Caller holds procs_mu.
-  bool wait_all(Deadline deadline) {
+  /// Waits until the supervisor (and so every worker) has exited, or
+  /// `deadline`. Caller holds proc_mu.
+  bool wait_exit(Deadline deadline) {
     for (;;) {
-      std::vector<pollfd> fds;
-      for (std::size_t i = 0; i < pids.size(); ++i)
-        if (!try_reap(i)) fds.push_back(pollfd{pidfds[i], POLLIN, 0});
-      if (fds.empty()) return true;
+      if (try_reap()) return true;
       int timeout_ms = -1;
       if (deadline != kForever) {
         const auto now = Clock::now();
@@ -139,23 +154,27 @@ struct Core::Impl {
         const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
         timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
       }
-      const int rc = poll(fds.data(), fds.size(), timeout_ms);
-      if (rc < 0 && errno != EINTR) throw_errno("inorder: poll on worker pidfds");
+      pollfd fd{supervisor_fd, POLLIN, 0};
+      const int rc = poll(&fd, 1, timeout_ms);
+      if (rc < 0 && errno != EINTR) throw_errno("inorder: poll on the supervisor pidfd");
     }
   }
 
-  void kill_and_reap_all() {
-    for (std::size_t i = 0; i < pids.size(); ++i)
-      if (!reaped[i]) kill(pids[i], SIGKILL);
-    for (std::size_t i = 0; i < pids.size(); ++i) {
-      if (reaped[i]) continue;
-      int status = 0;
-      while (waitpid(pids[i], &status, 0) == -1 && errno == EINTR) {
-      }
-      reaped[i] = true;
-      close(pidfds[i]);
-      pidfds[i] = -1;
-    }
+  /// Called when a wait has lasted a while: if the supervisor is gone (killed
+  /// from outside), no worker will ever finish anything, so the queue breaks
+  /// instead of letting callers wait forever.
+  void check_supervisor() {
+    std::lock_guard lock(proc_mu);
+    if (r.ctl->broken.load(std::memory_order_acquire) != 0) return;
+    if (!try_reap()) return;
+    const std::uint64_t pw = r.ctl->put_word.load(std::memory_order_acquire);
+    // A supervisor that exited on its own after stop() with all work done is fine.
+    if ((pw & kClosedBit) && r.ctl->dispatch.load(std::memory_order_acquire) ==
+                                 static_cast<std::uint32_t>(pw))
+      return;
+    r.ctl->broken.store(kBrokenBySupervisor, std::memory_order_seq_cst);
+    r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+    wake_everyone();
   }
 
   void wake_everyone() noexcept {
@@ -164,6 +183,9 @@ struct Core::Impl {
     r.ctl->progress_ec.notify_all();
   }
 };
+
+/// Parent-side waits sleep at most this long before checking the supervisor.
+constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
 
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
@@ -217,28 +239,49 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
     h->state.store(make_state(seq, kFree), std::memory_order_relaxed);
   }
 
+  c.lives = opts.lives;
+  c.retry_exceptions = opts.retry_exceptions ? 1 : 0;
+  c.task_timeout_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts.task_timeout).count());
+  c.max_restarts = opts.max_restarts;
+  c.restart_window_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts.restart_window).count());
+  c.grace_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts.shutdown_grace).count());
+
+  m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (m.wake_fd < 0) throw_errno("inorder: eventfd");
+  c.wake_fd = m.wake_fd;
+
+  // The supervisor forks the workers (and later their replacements) from a
+  // single-threaded process; see src/supervisor.cpp.
   const pid_t parent = getpid();
-  m.pids.reserve(v.workers);
-  for (unsigned i = 0; i < v.workers; ++i) {
-    const pid_t pid = fork();
-    if (pid < 0) {
-      const int err = errno;
-      m.kill_and_reap_all();
+  const pid_t pid = fork();
+  if (pid < 0) throw_errno("inorder: fork of the supervisor");
+  if (pid == 0) supervisor_main(m.r, m.opts, parent, m.wake_fd);  // never returns
+  m.supervisor = pid;
+  m.supervisor_fd = pidfd_open(pid);
+  if (m.supervisor_fd < 0) {
+    const int err = errno;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    throw std::system_error(err, std::generic_category(), "inorder: pidfd_open");
+  }
+  // Wait until the workers exist, so stats() and the first put see them.
+  for (;;) {
+    const std::uint32_t st = c.started.load(std::memory_order_acquire);
+    if (st == kStartOk) break;
+    if (st == kStartFailed) {
+      const int err = c.start_errno.load(std::memory_order_relaxed);
+      std::lock_guard lock(m.proc_mu);
+      m.wait_exit(kForever);
       throw std::system_error(err, std::generic_category(), "inorder: fork of a worker");
     }
-    if (pid == 0) worker_main(m.r, i, m.opts, parent, m.pidfds);  // never returns
-    const int fd = pidfd_open(pid);
-    if (fd < 0) {
-      const int err = errno;
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      m.kill_and_reap_all();
-      throw std::system_error(err, std::generic_category(), "inorder: pidfd_open of a worker");
-    }
-    m.r.records[i].pid.store(pid, std::memory_order_relaxed);
-    m.pids.push_back(pid);
-    m.pidfds.push_back(fd);
-    m.reaped.push_back(false);
+    futex_wait(c.started, st, Clock::now() + kLivenessCheck);
+    std::lock_guard lock(m.proc_mu);
+    if (c.started.load(std::memory_order_acquire) == 0 && m.try_reap())
+      throw std::system_error(ECHILD, std::generic_category(),
+                              "inorder: the supervisor exited during start-up");
   }
 }
 
@@ -248,13 +291,21 @@ Core::~Core() {
   m.r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
   m.r.ctl->shutdown.store(1, std::memory_order_seq_cst);
   m.wake_everyone();
-  std::lock_guard lock(m.procs_mu);
+  m.wake_supervisor();
+  std::lock_guard lock(m.proc_mu);
+  if (m.supervisor_fd < 0) return;
+  // The supervisor gives busy workers the grace period, then SIGKILLs them and
+  // exits; allow it that long plus a margin before killing it too (its
+  // workers then die of PR_SET_PDEATHSIG).
   try {
-    m.wait_all(Clock::now() + m.opts.shutdown_grace);
+    if (m.wait_exit(Clock::now() + m.opts.shutdown_grace + std::chrono::seconds(2))) return;
   } catch (...) {
-    // poll failed: fall through to SIGKILL, which cannot fail to end them.
   }
-  m.kill_and_reap_all();
+  kill(m.supervisor, SIGKILL);
+  while (waitpid(m.supervisor, nullptr, 0) == -1 && errno == EINTR) {
+  }
+  close(m.supervisor_fd);
+  m.supervisor_fd = -1;
 }
 
 std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
@@ -267,7 +318,10 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
                           std::to_string(c.spill_bytes) + ")");
   for (;;) {
     std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-    if (pw & kClosedBit) throw QueueClosed();
+    if (pw & kClosedBit) {
+      if (c.broken.load(std::memory_order_acquire) != 0) throw QueueBroken(broken_reason(c));
+      throw QueueClosed();
+    }
     const auto p = static_cast<std::uint32_t>(pw);
     SlotHeader& h = r.slot(p);
     const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with end_get's release
@@ -282,22 +336,29 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
       continue;
     }
     // Full: slot p still holds the result of p - capacity. Wait for a getter.
+    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     const bool moved = c.progress_ec.await(
         [&] {
           return c.put_word.load(std::memory_order_acquire) != pw ||
                  h.state.load(std::memory_order_acquire) != st;
         },
-        deadline);
-    if (!moved) return nullptr;
+        deadline == kNoWait ? kNoWait : step);
+    if (!moved) {
+      if (deadline == kNoWait || Clock::now() >= deadline) return nullptr;
+      impl_->check_supervisor();
+    }
   }
 }
 
-void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes) noexcept {
+void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
+                      std::uint32_t timeout_ms) noexcept {
   const Region& r = impl_->r;
   Control& c = *r.ctl;
   SlotHeader& h = r.slot(seq);
   const bool spilled = bytes > c.inline_bytes;
   h.invoker = invoker;
+  h.attempts = 0;
+  h.timeout_ms = timeout_ms;
   if (invoker != nullptr) {
     h.task_len = bytes;
     h.task_spilled = spilled;
@@ -342,18 +403,35 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     }
     const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
     if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
+    if (c.broken.load(std::memory_order_acquire) != 0) {
+      // Broken: this task will never finish. Fail its position at once.
+      if (c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) {
+        out = ResultView{};
+        out.seq = n;
+        out.is_error = true;
+        out.broken = c.broken.load(std::memory_order_acquire);
+        return GetStatus::kReady;
+      }
+      continue;
+    }
+    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     const bool moved = c.result_ec.await(
         [&] {
           return c.emit.load(std::memory_order_acquire) != n ||
                  h.state.load(std::memory_order_acquire) != st ||
-                 c.put_word.load(std::memory_order_acquire) != pw;
+                 c.put_word.load(std::memory_order_acquire) != pw ||
+                 c.broken.load(std::memory_order_acquire) != 0;
         },
-        deadline);
-    if (!moved) return GetStatus::kTimeout;
+        deadline == kNoWait ? kNoWait : step);
+    if (!moved) {
+      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
+      impl_->check_supervisor();
+    }
   }
 }
 
 void Core::end_get(const ResultView& view) noexcept {
+  if (view.broken != 0) return;  // synthesized: the slot was never finished
   const Region& r = impl_->r;
   Control& c = *r.ctl;
   SlotHeader& h = r.slot(view.seq);
@@ -374,6 +452,7 @@ void Core::stop() noexcept {
   Impl& m = *impl_;
   m.r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
   m.wake_everyone();
+  m.wake_supervisor();
 }
 
 bool Core::stopped() const noexcept {
@@ -386,17 +465,20 @@ bool Core::exhausted() const noexcept {
   return (pw & kClosedBit) && c.emit.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw);
 }
 
+void Core::throw_task_error(const ResultView& view) const {
+  if (view.broken != 0) throw QueueBroken(broken_reason(*impl_->r.ctl));
+  throw_recorded_error(view);
+}
+
 bool Core::join(Deadline deadline) {
   stop();
-  std::lock_guard lock(impl_->procs_mu);
-  return impl_->wait_all(deadline);
+  std::lock_guard lock(impl_->proc_mu);
+  return impl_->wait_exit(deadline);
 }
 
 bool Core::is_alive() {
-  std::lock_guard lock(impl_->procs_mu);
-  bool alive = false;
-  for (std::size_t i = 0; i < impl_->pids.size(); ++i) alive = !impl_->try_reap(i) || alive;
-  return alive;
+  std::lock_guard lock(impl_->proc_mu);
+  return !impl_->try_reap();
 }
 
 Stats Core::stats() {
@@ -405,6 +487,8 @@ Stats Core::stats() {
   Stats s;
   s.capacity = c.capacity;
   s.window = c.window;
+  s.restarts = c.restarts.load(std::memory_order_relaxed);
+  s.broken = c.broken.load(std::memory_order_acquire) != 0;
   const std::uint32_t emit = c.emit.load(std::memory_order_acquire);
   const auto put = static_cast<std::uint32_t>(c.put_word.load(std::memory_order_acquire));
   s.in_flight = before(emit, put) ? put - emit : 0;
@@ -413,13 +497,14 @@ Stats Core::stats() {
     if (m.r.slot(seq).state.load(std::memory_order_acquire) == make_state(seq, kDone))
       ++s.waiting_in_window;
   }
-  std::lock_guard lock(m.procs_mu);
-  for (std::size_t i = 0; i < m.pids.size(); ++i) {
+  for (std::uint32_t i = 0; i < c.workers; ++i) {
+    const WorkerRecord& rec = m.r.records[i];
     WorkerStats w;
-    w.pid = m.pids[i];
-    w.tasks = m.r.records[i].tasks.load(std::memory_order_relaxed);
-    w.busy = std::chrono::nanoseconds(m.r.records[i].busy_ns.load(std::memory_order_relaxed));
-    w.alive = !m.try_reap(i);
+    w.pid = rec.pid.load(std::memory_order_relaxed);
+    w.tasks = rec.tasks.load(std::memory_order_relaxed);
+    w.busy = std::chrono::nanoseconds(rec.busy_ns.load(std::memory_order_relaxed));
+    w.alive = rec.alive.load(std::memory_order_acquire) != 0;
+    w.restarts = rec.restarts.load(std::memory_order_relaxed);
     s.workers.push_back(w);
   }
   return s;

@@ -53,7 +53,7 @@ std::byte* ResultSink::reserve(std::size_t n) {
   throw ResultTooLarge{n, spill_bytes};
 }
 
-void Core::throw_task_error(const ResultView& view) {
+void throw_recorded_error(const ResultView& view) {
   std::string type = "inorder::UnknownError";
   std::string message;
   if (view.len != 0) {
@@ -61,6 +61,10 @@ void Core::throw_task_error(const ResultView& view) {
     type = std::move(record.first);
     message = std::move(record.second);
   }
+  if (type == "inorder::WorkerCrashed")
+    throw WorkerCrashed(std::move(type), std::move(message), view.pid, view.seq);
+  if (type == "inorder::TaskTimeout")
+    throw TaskTimeout(std::move(type), std::move(message), view.pid, view.seq);
   throw TaskError(std::move(type), std::move(message), view.pid, view.seq);
 }
 

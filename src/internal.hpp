@@ -4,7 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <string>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <typeinfo>
 #include <vector>
@@ -13,6 +16,19 @@
 #include "shared.hpp"
 
 namespace inorder::detail {
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock behind steady_clock).
+inline std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// A pidfd for `pid` (close-on-exec), or -1 with errno set.
+inline int pidfd_open(pid_t pid) noexcept {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
 
 /// Pointers into the shared mappings, identical in the parent and the workers.
 struct Region {
@@ -40,8 +56,18 @@ struct Region {
 [[noreturn]] void worker_main(const Region& region, unsigned index, const Options& opts,
                               pid_t parent, const std::vector<int>& fds_to_close);
 
+/// Runs the supervisor in a freshly forked child of the queue's owner: forks
+/// the workers, replaces the ones that die, enforces task timeouts and the
+/// restart cap; never returns.
+[[noreturn]] void supervisor_main(const Region& region, const Options& opts, pid_t parent,
+                                  int wake_fd);
+
 /// Readable name of a type ("std::out_of_range" rather than "St12out_of_range").
 std::string demangle(const std::type_info& type);
+
+/// Decodes the (type, message) record of an error slot and throws the
+/// matching TaskError subclass.
+[[noreturn]] void throw_recorded_error(const ResultView& view);
 
 /// Encodes an error record (type name, message) into the slot's result area.
 /// Never throws: the message is cut to fit when the spill area refuses it.

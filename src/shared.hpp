@@ -77,6 +77,16 @@ struct Control {
 
   /// Set once by the destructor: workers exit as soon as they are between tasks.
   alignas(kCacheLine) std::atomic<std::uint32_t> shutdown{0};
+  /// Set once by the supervisor when the restart cap is reached (kBrokenByRestarts)
+  /// or by the parent when the supervisor vanished (kBrokenBySupervisor). Every
+  /// slot not yet kDone then fails at get(), put() throws QueueBroken.
+  std::atomic<std::uint32_t> broken{0};
+  /// Set by the supervisor once the first workers are forked (futex word; the
+  /// constructor waits on it). kStartFailed carries start_errno.
+  std::atomic<std::uint32_t> started{0};
+  std::atomic<int> start_errno{0};
+  /// Workers replaced after a crash or timeout, ever (relaxed, for stats).
+  std::atomic<std::uint64_t> restarts{0};
 
   /// Workers sleep here for a kReady slot at `dispatch`. Producers notify.
   EventCount task_ec;
@@ -93,7 +103,18 @@ struct Control {
   std::size_t inline_bytes = 0;
   std::size_t slot_stride = 0;
   std::size_t spill_bytes = 0;
+  std::uint32_t lives = 0;              ///< retries after a crash or timeout
+  std::uint32_t retry_exceptions = 0;   ///< lives also cover exceptions
+  std::uint64_t task_timeout_ns = 0;    ///< 0: no per-task timeout
+  std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
+  std::uint64_t restart_window_ns = 0;  ///< ... within this long
+  std::uint64_t grace_ns = 0;           ///< shutdown grace
+  int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
+                     ///< and a worker starting a task with its own timeout
 };
+
+enum : std::uint32_t { kBrokenByRestarts = 1, kBrokenBySupervisor = 2 };
+enum : std::uint32_t { kStartOk = 1, kStartFailed = 2 };
 
 /// One per worker, written only by that worker (and by the parent before fork).
 struct alignas(kCacheLine) WorkerRecord {
@@ -103,6 +124,18 @@ struct alignas(kCacheLine) WorkerRecord {
   std::atomic<std::uint64_t> tasks{0};
   /// Nanoseconds spent inside tasks; relaxed, read only for stats.
   std::atomic<std::uint64_t> busy_ns{0};
+  /// Task being run and when it started (CLOCK_MONOTONIC ns), written by the
+  /// worker after each claim when a task timeout is set. The supervisor reads
+  /// seq, then since, then seq again, and acts only if the slot still says
+  /// kRunning(seq, this worker): a stale pair can never kill the wrong task.
+  std::atomic<std::uint32_t> running_seq{0};
+  std::atomic<std::uint64_t> running_since_ns{0};
+  /// Time limit of the task being run (written before running_since_ns).
+  std::atomic<std::uint64_t> running_timeout_ns{0};
+  /// 1 while the worker process exists (supervisor writes), for stats.
+  std::atomic<std::uint32_t> alive{0};
+  /// Times this worker slot was refilled with a new process.
+  std::atomic<std::uint32_t> restarts{0};
 };
 
 /// Header of a slot; followed by inline_bytes of task area and inline_bytes of
@@ -118,6 +151,8 @@ struct alignas(kCacheLine) SlotHeader {
   std::uint8_t task_spilled = 0;    ///< task bytes are in the spill area
   std::uint8_t result_spilled = 0;  ///< result bytes are in the spill area
   std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
+  std::uint16_t attempts = 0;       ///< failed attempts so far (producer resets, supervisor counts)
+  std::uint32_t timeout_ms = 0;     ///< producer: this task's own timeout (0: Options::task_timeout)
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,

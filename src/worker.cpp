@@ -19,13 +19,6 @@
 namespace inorder::detail {
 namespace {
 
-std::uint64_t now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 /// Detach the child from what it must not share with the parent.
 void prepare_child(pid_t parent, const std::vector<int>& fds_to_close) {
   // Die with the parent. PR_SET_PDEATHSIG fires when the forking *thread*
@@ -89,6 +82,22 @@ class Worker {
           std::uint32_t expected = d;
           c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
           if (idle) busy_since = now_ns(), idle = false;
+          const std::uint64_t limit =
+              h.timeout_ms != 0 ? std::uint64_t{h.timeout_ms} * 1'000'000 : c_.task_timeout_ns;
+          if (limit != 0) {
+            // Publish what runs since when, for the supervisor's timeout check
+            // (see WorkerRecord: since is zeroed first, so a pair read across
+            // a change is never taken for the new task's start).
+            rec_.running_since_ns.store(0, std::memory_order_release);
+            rec_.running_seq.store(d, std::memory_order_release);
+            rec_.running_timeout_ns.store(limit, std::memory_order_release);
+            rec_.running_since_ns.store(now_ns(), std::memory_order_release);
+            // Without a queue-wide timeout the supervisor sleeps untimed: wake it.
+            if (c_.task_timeout_ns == 0) {
+              const std::uint64_t one = 1;
+              [[maybe_unused]] const ssize_t n = write(c_.wake_fd, &one, sizeof one);
+            }
+          }
           run_one(d, h);
           if (++tasks_since_flush == 1024) {
             go_idle();
@@ -143,8 +152,10 @@ class Worker {
                         " bytes; this slot's spill area holds " + std::to_string(e.limit) +
                         " (raise Options::max_spill_bytes)");
       } catch (const std::exception& e) {
+        if (retry(d, h)) return;
         write_error(sink, demangle(typeid(e)), e.what());
       } catch (...) {
+        if (retry(d, h)) return;
         const std::type_info* t = abi::__cxa_current_exception_type();
         write_error(sink, t ? demangle(*t) : std::string("unknown"), "");
       }
@@ -156,6 +167,20 @@ class Worker {
     h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
     c_.result_ec.notify_all();
     rec_.tasks.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// With Options::retry_exceptions, a task that threw and has lives left goes
+  /// back to kReady and the dispatch hint is lowered so a worker finds it.
+  bool retry(std::uint32_t d, SlotHeader& h) {
+    if (!c_.retry_exceptions || h.attempts >= c_.lives) return false;
+    h.attempts = static_cast<std::uint16_t>(h.attempts + 1);
+    h.state.store(make_state(d, kReady), std::memory_order_release);
+    std::uint32_t cur = c_.dispatch.load(std::memory_order_acquire);
+    while (before(d, cur) &&
+           !c_.dispatch.compare_exchange_weak(cur, d, std::memory_order_acq_rel)) {
+    }
+    c_.task_ec.notify_all();
+    return true;
   }
 
   const Region& r_;

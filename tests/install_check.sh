@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch DESTDIR and builds SOURCE against it with the
 # flags pkg-config reports for `inorder`, then runs the program.
-# usage: install_check.sh BUILD_DIR SOURCE CXX
+# usage: install_check.sh BUILD_DIR SOURCE CXX [EXTRA CXXFLAGS...]
 set -euo pipefail
 build=$1
 source=$2
 cxx=$3
+shift 3
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -20,7 +21,7 @@ cflags=$(pkg-config --cflags inorder)
 libs=$(pkg-config --libs inorder)
 libdir=$(pkg-config --variable=libdir inorder)
 # shellcheck disable=SC2086
-"$cxx" $cflags "$source" -o "$scratch/quickstart" $libs -Wl,-rpath,"$libdir"
+"$cxx" "$@" $cflags "$source" -o "$scratch/quickstart" $libs -Wl,-rpath,"$libdir"
 out=$("$scratch/quickstart")
 echo "$out"
 grep -qx '5^2 = 25' <<<"$out" || { echo "FAIL: unexpected output" >&2; exit 1; }

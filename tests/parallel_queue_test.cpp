@@ -84,18 +84,23 @@ TEST_F(ParallelQueueTest, EmitsInPutOrderWithThreeWorkersAndWindowThreeForAllRel
     std::vector<int> got;
     std::vector<int> pending(perm.begin(), perm.end());
     while (!pending.empty()) {
-      // Release the first task in permutation order that has started.
+      // Release the permutation's next task. Task 3 can start only once task 0
+      // has been taken; while task 0 is still held, release the first started
+      // task in permutation order instead. Results are taken meanwhile.
+      const bool zero_held = std::find(pending.begin(), pending.end(), 0) != pending.end();
+      auto it = pending.begin();
+      if (*it == 3 && zero_held)
+        it = std::find_if(pending.begin(), pending.end(), [](int t) { return t != 3; });
+      const int next = *it;
       ASSERT_TRUE(wait_until([&] {
-        return std::any_of(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
+        while (auto v = q.try_get()) got.push_back(*v);
+        return g->started[next] != 0;
       }));
-      auto it = std::find_if(pending.begin(), pending.end(), [&](int t) { return g->started[t] != 0; });
       const int t = *it;
       pending.erase(it);
       const int before = g->finished.load();
       g->release[t].store(1);
       ASSERT_TRUE(wait_until([&] { return g->finished.load() == before + 1; }));
-      // Take every result that is ready now; this opens the gate for task 3.
-      while (auto v = q.try_get_for(std::chrono::milliseconds(20))) got.push_back(*v);
     }
     while (got.size() < 4) got.push_back(*q.get());
     EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3}));

@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -129,6 +130,9 @@ class Watchdog : public ::testing::EmptyTestEventListener {
 
 inline const bool kWatchdogInstalled = [] {
   ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog);
+  // Become a subreaper: a worker orphaned by its supervisor is re-parented to
+  // this test process instead of init, so LeakCheck sees it.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   return true;
 }();
 

@@ -493,7 +493,7 @@ T decode(Reader& r) {
   if constexpr (p == detail::Path::kUser) {
     return codec<U>::decode(r);
   } else if constexpr (p == detail::Path::kMemcpy && std::is_trivially_default_constructible_v<U>) {
-    U value;  // filled in place and returned by NRVO: no second copy of a large array
+    U value{};  // zeroed (the store is dead and elided), filled in place, returned by NRVO
     r.read_bytes(std::addressof(value), sizeof(U));
     return value;
   } else if constexpr (p == detail::Path::kMemcpy) {

@@ -81,4 +81,26 @@ class TaskError : public Error {
   std::uint32_t sequence_;
 };
 
+/// The worker running this task died: killed by a signal (a segfault, abort(),
+/// SIGKILL) or exited (even exit(0): a task that ends its process has not
+/// returned a result). The worker was replaced; later tasks are unaffected.
+class WorkerCrashed : public TaskError {
+ public:
+  using TaskError::TaskError;
+};
+
+/// The task ran past Options::task_timeout; its worker was killed and replaced.
+class TaskTimeout : public TaskError {
+ public:
+  using TaskError::TaskError;
+};
+
+/// The queue gave up: the restart cap was reached (workers kept dying), or its
+/// supervisor process vanished. Thrown by put() from then on, and by get() for
+/// every task that had not finished; no call waits for work that cannot happen.
+class QueueBroken : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace inorder

@@ -59,6 +59,27 @@ struct Options {
   /// TaskError type "inorder::WorkerInitFailed" (the queue does not hang).
   std::function<void(unsigned worker_index)> worker_init{};
 
+  /// Per-task time limit; zero (the default) means none. A task that runs
+  /// longer has its worker SIGKILLed and replaced; its slot fails with
+  /// inorder::TaskTimeout (or is retried, see `lives`). Checked every quarter
+  /// of the limit, so a task is stopped between 1x and 1.25x the limit.
+  std::chrono::milliseconds task_timeout{0};
+
+  /// Retries of a task whose worker crashed or timed out: each retry runs on
+  /// a fresh worker. Default 0: the first crash fails the slot.
+  unsigned lives = 0;
+
+  /// Also spend lives on tasks that throw (default false: an exception is the
+  /// task's answer and is delivered at once).
+  bool retry_exceptions = false;
+
+  /// Restart cap: more than `max_restarts` worker replacements within
+  /// `restart_window` turn the queue Broken: every pending slot and every
+  /// later put() fails at once with inorder::QueueBroken, instead of the queue
+  /// spinning on a task that kills every worker. Defaults: 100 within 10 s.
+  unsigned max_restarts = 100;
+  std::chrono::milliseconds restart_window{10'000};
+
   /// How long the destructor lets busy workers finish their current task
   /// before it SIGKILLs them. Idle workers exit at once. Default 250 ms.
   std::chrono::milliseconds shutdown_grace{250};
@@ -66,6 +87,14 @@ struct Options {
   /// First sequence number. Sequence numbers are 32-bit and wrap; this exists
   /// so tests can start next to the wrap point. Leave it at 0.
   std::uint32_t first_sequence = 0;
+};
+
+/// Settings for one task, given to ParallelQueue::put_with.
+struct TaskOptions {
+  /// This task's time limit, overriding Options::task_timeout; zero means the
+  /// queue's setting. Past it the worker is killed and replaced and the slot
+  /// fails with inorder::TaskTimeout (or is retried, see Options::lives).
+  std::chrono::milliseconds timeout{0};
 };
 
 }  // namespace inorder

@@ -13,11 +13,17 @@
 // put() and get() may be called from any number of threads of the process that
 // constructed the queue (never from a worker or from a child forked later).
 //
-// Not promised here: surviving a worker that crashes or is killed (a crashed
-// worker's task never completes and get() waits for it), per-task timeouts,
-// retries. A callable put() receives must be trivially copyable; see put().
+// Faults: a task whose worker dies (signal, abort, exit, SIGKILL) or runs past
+// Options::task_timeout fails only its own position (WorkerCrashed /
+// TaskTimeout), or is retried on a fresh worker while it has Options::lives;
+// the worker is replaced by the queue's supervisor process. Past the restart
+// cap the queue is Broken and every unfinished position and later put() fails
+// with QueueBroken at once: nothing waits for work that cannot happen.
+// Not promised: results of tasks that never return when no task_timeout is set.
+// A callable put() receives must be trivially copyable; see put().
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -121,13 +127,13 @@ class ParallelQueue {
   /// encoded arguments exceed Options::max_spill_bytes.
   template <class F, class... Args>
   void put(F&& f, Args&&... args) {
-    (void)put_until_(detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
+    (void)put_until_(0, detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), but returns false at once instead of blocking when full.
   template <class F, class... Args>
   [[nodiscard]] bool try_put(F&& f, Args&&... args) {
-    return put_until_(detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), waiting at most `timeout` (never returns false earlier).
@@ -135,14 +141,32 @@ class ParallelQueue {
   template <class Rep, class Period, class F, class... Args>
   [[nodiscard]] bool try_put_for(const std::chrono::duration<Rep, Period>& timeout, F&& f,
                                  Args&&... args) {
-    return put_until_(detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), waiting until `deadline` at most.
   template <class C, class D, class F, class... Args>
   [[nodiscard]] bool try_put_until(const std::chrono::time_point<C, D>& deadline, F&& f,
                                    Args&&... args) {
-    return put_until_(detail::to_deadline(deadline), std::forward<F>(f),
+    return put_until_(0, detail::to_deadline(deadline), std::forward<F>(f),
+                      std::forward<Args>(args)...);
+  }
+
+  /// As put(f, args...), with settings for this task alone: `opts.timeout`
+  /// overrides Options::task_timeout for it. Throws std::invalid_argument for
+  /// a negative timeout.
+  template <class F, class... Args>
+  void put_with(const TaskOptions& opts, F&& f, Args&&... args) {
+    (void)put_until_(timeout_ms_(opts), detail::kForever, std::forward<F>(f),
+                     std::forward<Args>(args)...);
+  }
+
+  /// As put_with(), waiting at most `timeout` for room; false on timeout.
+  template <class Rep, class Period, class F, class... Args>
+  [[nodiscard]] bool try_put_with_for(const TaskOptions& opts,
+                                      const std::chrono::duration<Rep, Period>& timeout, F&& f,
+                                      Args&&... args) {
+    return put_until_(timeout_ms_(opts), detail::after(timeout), std::forward<F>(f),
                       std::forward<Args>(args)...);
   }
 
@@ -199,13 +223,17 @@ class ParallelQueue {
 
  private:
   template <class F, class... Args>
-  bool put_until_(detail::Deadline deadline, F&& f, Args&&... args) {
+  bool put_until_(std::uint32_t timeout_ms, detail::Deadline deadline, F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
       static_assert(std::is_convertible_v<F&&, R>,
                     "inorder: put(x) with one argument passes x through, so x must convert to "
                     "the queue's R (or be a callable taking no arguments)");
-      return put_value_until_(deadline, static_cast<R>(std::forward<F>(f)));
+      if constexpr (std::is_same_v<Fn, R>) {
+        return put_value_until_(deadline, f);  // encode in place: no temporary copy
+      } else {
+        return put_value_until_(deadline, static_cast<R>(std::forward<F>(f)));
+      }
     } else {
       static_assert(std::is_trivially_copyable_v<Fn>,
                     "inorder: the callable given to put() must be trivially copyable: its bytes "
@@ -228,9 +256,17 @@ class ParallelQueue {
       std::memcpy(dst, static_cast<const void*>(std::addressof(fn)), sizeof(Fn));
       Writer w(dst + sizeof(Fn));
       (encode(w, args), ...);
-      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes);
+      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes,
+                       timeout_ms);
       return true;
     }
+  }
+
+  static std::uint32_t timeout_ms_(const TaskOptions& opts) {
+    const auto ms = opts.timeout.count();
+    if (ms < 0) throw std::invalid_argument("inorder: TaskOptions::timeout must not be negative");
+    constexpr auto kMax = std::int64_t{0xFFFFFFFF};
+    return static_cast<std::uint32_t>(std::min<std::int64_t>(ms, kMax));
   }
 
   bool put_value_until_(detail::Deadline deadline, const R& value) {
@@ -253,7 +289,7 @@ class ParallelQueue {
       const detail::ResultView& view;
       ~Release() { core.end_get(view); }
     } release{core_, v};
-    if (v.is_error) detail::Core::throw_task_error(v);
+    if (v.is_error) core_.throw_task_error(v);
     return decode_from<R>(v.data, v.len);
   }
 

@@ -16,7 +16,8 @@ struct WorkerStats {
   pid_t pid = 0;                      ///< process id of the worker
   std::uint64_t tasks = 0;            ///< tasks it has finished (value or error)
   std::chrono::nanoseconds busy{0};   ///< total time spent running tasks
-  bool alive = false;                 ///< not yet exited and reaped
+  bool alive = false;                 ///< its process is running
+  std::uint32_t restarts = 0;         ///< times this worker was replaced
 };
 
 struct Stats {
@@ -24,6 +25,8 @@ struct Stats {
   std::size_t waiting_in_window = 0;  ///< finished, waiting for get() (in order)
   std::size_t capacity = 0;           ///< effective capacity (power of two)
   std::size_t window = 0;             ///< effective reorder window
+  std::uint64_t restarts = 0;         ///< workers replaced after a crash or timeout
+  bool broken = false;                ///< the restart cap was reached (see Options)
   std::vector<WorkerStats> workers;   ///< one entry per worker, by index
 };
 

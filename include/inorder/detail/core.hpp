@@ -62,6 +62,7 @@ struct ResultView {
   const std::byte* data = nullptr;
   std::size_t len = 0;
   pid_t pid = 0;
+  std::uint32_t broken = 0;  ///< nonzero: synthesized because the queue broke
 };
 
 enum class GetStatus { kReady, kTimeout, kEnd };
@@ -85,7 +86,10 @@ class Core {
   std::byte* begin_put(std::size_t bytes, bool is_value, Deadline deadline,
                        std::uint32_t& seq);
   /// Publishes the slot claimed by begin_put. `invoker` is null for a value.
-  void commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes) noexcept;
+  /// `timeout_ms` nonzero: this task's own time limit (overrides
+  /// Options::task_timeout).
+  void commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
+                  std::uint32_t timeout_ms = 0) noexcept;
 
   /// Getter side, any thread. Claims the next result in sequence order, waiting
   /// until `deadline`. kEnd: stopped and everything delivered.
@@ -93,8 +97,9 @@ class Core {
   /// Returns the slot claimed by begin_get to the producers. Must be called
   /// exactly once after every kReady, after the view's bytes are decoded.
   void end_get(const ResultView& view) noexcept;
-  /// Rebuilds the TaskError recorded in an error slot and throws it.
-  [[noreturn]] static void throw_task_error(const ResultView& view);
+  /// Rebuilds the error recorded in an error slot and throws it: TaskError or
+  /// its subclasses WorkerCrashed / TaskTimeout, or QueueBroken.
+  [[noreturn]] void throw_task_error(const ResultView& view) const;
 
   void stop() noexcept;
   [[nodiscard]] bool stopped() const noexcept;
