@@ -564,6 +564,49 @@ TEST_F(Faults, LivesAreCountedPerTaskNotPerRingSlot) {
 // ---------------------------------------------------------------------------
 // 5: the restart cap.
 
+TEST_F(Faults, PerTaskTimeoutOverridesTheQueueSetting) {
+  {
+    // No queue-wide timeout: only the task given its own limit is killed.
+    inorder::ParallelQueue<int> q({.workers = 2});
+    const auto t0 = Clock::now();
+    q.put_with({.timeout = 100ms}, [] {
+      for (;;) sched_yield();
+      return 1;
+    });
+    q.put([] {
+      std::this_thread::sleep_for(300ms);  // longer than 100 ms, but has no limit
+      return 2;
+    });
+    q.put_with({.timeout = 2000ms}, [] {
+      std::this_thread::sleep_for(50ms);
+      return 3;
+    });
+    EXPECT_THROW((void)q.get(), inorder::TaskTimeout);
+    const auto waited = Clock::now() - t0;
+    EXPECT_GE(waited, 100ms) << "killed before its limit";
+    std::printf("[ figures  ] 100 ms per-task timeout fired after %.1f ms\n",
+                std::chrono::duration<double, std::milli>(waited).count());
+    EXPECT_EQ(q.get(), 2);
+    EXPECT_EQ(q.get(), 3);
+    EXPECT_EQ(q.stats().restarts, 1u);
+  }
+  {
+    // A queue-wide 100 ms limit; one task is allowed 2 s and uses 300 ms.
+    inorder::ParallelQueue<int> q({.workers = 1, .task_timeout = 100ms});
+    q.put_with({.timeout = 2000ms}, [] {
+      std::this_thread::sleep_for(300ms);
+      return 7;
+    });
+    q.put([] {
+      std::this_thread::sleep_for(2000ms);
+      return 8;
+    });
+    EXPECT_EQ(q.get(), 7);
+    EXPECT_THROW((void)q.get(), inorder::TaskTimeout);
+    EXPECT_THROW(q.put_with({.timeout = -1ms}, [] { return 0; }), std::invalid_argument);
+  }
+}
+
 TEST_F(Faults, RestartCapBreaksTheQueueAndFailsPendingGetsAtOnce) {
   constexpr int kTasks = 20;
   SharedBlock<std::atomic<int>> go;
