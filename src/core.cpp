@@ -378,6 +378,40 @@ void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
   }
 }
 
+namespace {
+
+/// Moves `emit` past results already taken out of order: slot n naming a
+/// later sequence means n was taken and released, and the slot moved on to a
+/// later lap (kFree, or already claimed again by a producer). A slot naming an
+/// earlier sequence is still being decoded by a slow getter of the previous
+/// lap: n is not taken yet, so emit stays.
+void advance_emit(const Region& r) noexcept {
+  Control& c = *r.ctl;
+  for (;;) {
+    std::uint32_t n = c.emit.load(std::memory_order_acquire);
+    const auto put = static_cast<std::uint32_t>(c.put_word.load(std::memory_order_acquire));
+    if (!before(n, put)) return;
+    if (!before(n, state_seq(r.slot(n).state.load(std::memory_order_acquire)))) return;
+    c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel);
+  }
+}
+
+void fill_view(const Region& r, SlotHeader& h, std::uint32_t n, ResultView& out) {
+  out = ResultView{};
+  out.seq = n;
+  out.is_error = h.result_error != 0;
+  out.len = h.result_len;
+  out.pid = h.result_pid;
+  if (h.result_spilled) {
+    const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
+    out.data = r.spill_area(n) + off;
+  } else {
+    out.data = r.result_area(h);
+  }
+}
+
+}  // namespace
+
 GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
   const Region& r = impl_->r;
   Control& c = *r.ctl;
@@ -387,16 +421,7 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with kDone release
     if (st == make_state(n, kDone)) {
       if (c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) {
-        out.seq = n;
-        out.is_error = h.result_error != 0;
-        out.len = h.result_len;
-        out.pid = h.result_pid;
-        if (h.result_spilled) {
-          const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
-          out.data = r.spill_area(n) + off;
-        } else {
-          out.data = r.result_area(h);
-        }
+        fill_view(r, h, n, out);
         return GetStatus::kReady;
       }
       continue;
@@ -404,6 +429,11 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
     if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
     if (c.broken.load(std::memory_order_acquire) != 0) {
+      // Being delivered by a completion-order getter: not ours to fail.
+      if (st == make_state(n, kTaken)) {
+        sched_yield();
+        continue;
+      }
       // Broken: this task will never finish. Fail its position at once.
       if (c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) {
         out = ResultView{};
@@ -430,6 +460,42 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
   }
 }
 
+GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
+  const Region& r = impl_->r;
+  Control& c = *r.ctl;
+  for (;;) {
+    advance_emit(r);
+    const std::uint32_t n = c.emit.load(std::memory_order_acquire);
+    const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
+    const auto put = static_cast<std::uint32_t>(pw);
+    if ((pw & kClosedBit) && put == n) return GetStatus::kEnd;
+    if (c.broken.load(std::memory_order_acquire) != 0) return begin_get(deadline, out);
+    // Oldest finished first, so a result is never overtaken forever.
+    for (std::uint32_t s = n; before(s, put); ++s) {
+      SlotHeader& h = r.slot(s);
+      std::uint64_t st = h.state.load(std::memory_order_acquire);
+      if (st != make_state(s, kDone)) continue;
+      if (h.state.compare_exchange_strong(st, make_state(s, kTaken),
+                                          std::memory_order_acq_rel)) {
+        fill_view(r, h, s, out);
+        return GetStatus::kReady;
+      }
+    }
+    auto any_done = [&] {
+      const std::uint32_t e = c.emit.load(std::memory_order_acquire);
+      for (std::uint32_t s = e; before(s, put); ++s)
+        if (r.slot(s).state.load(std::memory_order_acquire) == make_state(s, kDone)) return true;
+      return c.put_word.load(std::memory_order_acquire) != pw ||
+             c.broken.load(std::memory_order_acquire) != 0;
+    };
+    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
+    if (!c.result_ec.await(any_done, deadline == kNoWait ? kNoWait : step)) {
+      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
+      impl_->check_supervisor();
+    }
+  }
+}
+
 void Core::end_get(const ResultView& view) noexcept {
   if (view.broken != 0) return;  // synthesized: the slot was never finished
   const Region& r = impl_->r;
@@ -445,6 +511,7 @@ void Core::end_get(const ResultView& view) noexcept {
     madvise(r.spill_area(view.seq), round_up(touched, kPage), MADV_REMOVE);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
+  advance_emit(r);  // a no-op unless results were taken out of order
   c.progress_ec.notify_all();
 }
 

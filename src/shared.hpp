@@ -13,6 +13,7 @@
 //   kFree(s) --producer--> kReady(s) --worker--> kRunning(s, w) --worker--> kDone(s)
 //   kFree(s) --producer (pass-through value)--------------------------------> kDone(s)
 //   kDone(s) --getter--> kFree(s + capacity)
+//   kDone(s) --getter in completion order--> kTaken(s) --after decoding--> kFree(s + capacity)
 //
 // Sequence numbers are 32-bit and wrap; they are compared by signed difference
 // (before(a, b) is (int32)(a - b) < 0), which is exact while no two live
@@ -34,7 +35,7 @@ namespace inorder::detail {
 inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 20;
 
 /// Phases of a slot (bits 24..31 of the state word).
-enum : std::uint32_t { kFree = 0, kReady = 1, kRunning = 2, kDone = 3 };
+enum : std::uint32_t { kFree = 0, kReady = 1, kRunning = 2, kDone = 3, kTaken = 4 };
 
 /// State word: [63..32] sequence, [31..24] phase, [23..0] worker index (kRunning).
 constexpr std::uint64_t make_state(std::uint32_t seq, std::uint32_t phase,

@@ -125,15 +125,20 @@ class ParallelQueue {
   /// receives it as an rvalue. Any thread. Blocks while `capacity` results are
   /// outstanding. Throws QueueClosed after stop(), PayloadTooLarge when the
   /// encoded arguments exceed Options::max_spill_bytes.
+  ///
+  /// Returns the task's sequence number: its position, counted from
+  /// Options::first_sequence and wrapping at 2^32 (TaskError::sequence() and
+  /// get_any() report the same number).
   template <class F, class... Args>
-  void put(F&& f, Args&&... args) {
-    (void)put_until_(0, detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
+  std::uint32_t put(F&& f, Args&&... args) {
+    return *put_until_(0, detail::kForever, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// As put(), but returns false at once instead of blocking when full.
   template <class F, class... Args>
   [[nodiscard]] bool try_put(F&& f, Args&&... args) {
-    return put_until_(0, detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::kNoWait, std::forward<F>(f), std::forward<Args>(args)...)
+        .has_value();
   }
 
   /// As put(), waiting at most `timeout` (never returns false earlier).
@@ -141,7 +146,8 @@ class ParallelQueue {
   template <class Rep, class Period, class F, class... Args>
   [[nodiscard]] bool try_put_for(const std::chrono::duration<Rep, Period>& timeout, F&& f,
                                  Args&&... args) {
-    return put_until_(0, detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...);
+    return put_until_(0, detail::after(timeout), std::forward<F>(f), std::forward<Args>(args)...)
+        .has_value();
   }
 
   /// As put(), waiting until `deadline` at most.
@@ -149,16 +155,17 @@ class ParallelQueue {
   [[nodiscard]] bool try_put_until(const std::chrono::time_point<C, D>& deadline, F&& f,
                                    Args&&... args) {
     return put_until_(0, detail::to_deadline(deadline), std::forward<F>(f),
-                      std::forward<Args>(args)...);
+                      std::forward<Args>(args)...)
+        .has_value();
   }
 
   /// As put(f, args...), with settings for this task alone: `opts.timeout`
   /// overrides Options::task_timeout for it. Throws std::invalid_argument for
   /// a negative timeout.
   template <class F, class... Args>
-  void put_with(const TaskOptions& opts, F&& f, Args&&... args) {
-    (void)put_until_(timeout_ms_(opts), detail::kForever, std::forward<F>(f),
-                     std::forward<Args>(args)...);
+  std::uint32_t put_with(const TaskOptions& opts, F&& f, Args&&... args) {
+    return *put_until_(timeout_ms_(opts), detail::kForever, std::forward<F>(f),
+                       std::forward<Args>(args)...);
   }
 
   /// As put_with(), waiting at most `timeout` for room; false on timeout.
@@ -167,11 +174,12 @@ class ParallelQueue {
                                       const std::chrono::duration<Rep, Period>& timeout, F&& f,
                                       Args&&... args) {
     return put_until_(timeout_ms_(opts), detail::after(timeout), std::forward<F>(f),
-                      std::forward<Args>(args)...);
+                      std::forward<Args>(args)...)
+        .has_value();
   }
 
   /// Passes `value` through in order (explicit form of put(value)).
-  void put_value(const R& value) { (void)put_value_until_(detail::kForever, value); }
+  std::uint32_t put_value(const R& value) { return *put_value_until_(detail::kForever, value); }
 
   /// Next result in put order. Blocks until it is ready. Returns std::nullopt
   /// once stop() was called and every result was delivered (end of stream; at
@@ -192,6 +200,23 @@ class ParallelQueue {
   template <class C, class D>
   [[nodiscard]] std::optional<R> try_get_until(const std::chrono::time_point<C, D>& deadline) {
     return get_until_(detail::to_deadline(deadline));
+  }
+
+  /// Completion order instead of put order: the next finished result, whatever
+  /// its position (the oldest finished one first), with the sequence number
+  /// put() returned for it. std::nullopt at end of stream. A failed task throws
+  /// its TaskError (sequence() tells which). Use either get*() or get_any*() on
+  /// one queue, not both. The window still bounds how far ahead of the oldest
+  /// unfinished task work may start; set `window` = `capacity` to let fast
+  /// tasks flow past a slow one as far as the ring allows.
+  [[nodiscard]] std::optional<std::pair<std::uint32_t, R>> get_any() {
+    return get_any_until_(detail::kForever);
+  }
+  /// As get_any(), waiting at most `timeout`; std::nullopt on timeout too.
+  template <class Rep, class Period>
+  [[nodiscard]] std::optional<std::pair<std::uint32_t, R>> try_get_any_for(
+      const std::chrono::duration<Rep, Period>& timeout) {
+    return get_any_until_(detail::after(timeout));
   }
 
   /// No more puts: put() throws QueueClosed from now on. Everything already
@@ -223,7 +248,8 @@ class ParallelQueue {
 
  private:
   template <class F, class... Args>
-  bool put_until_(std::uint32_t timeout_ms, detail::Deadline deadline, F&& f, Args&&... args) {
+  std::optional<std::uint32_t> put_until_(std::uint32_t timeout_ms, detail::Deadline deadline,
+                                          F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
       static_assert(std::is_convertible_v<F&&, R>,
@@ -251,14 +277,14 @@ class ParallelQueue {
       const std::size_t bytes = sizeof(Fn) + (std::size_t{0} + ... + encoded_size(args));
       std::uint32_t seq = 0;
       std::byte* dst = core_.begin_put(bytes, false, deadline, seq);
-      if (dst == nullptr) return false;
+      if (dst == nullptr) return std::nullopt;
       const Fn fn = f;  // a function reference decays to the pointer whose bytes we send
       std::memcpy(dst, static_cast<const void*>(std::addressof(fn)), sizeof(Fn));
       Writer w(dst + sizeof(Fn));
       (encode(w, args), ...);
       core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes,
                        timeout_ms);
-      return true;
+      return seq;
     }
   }
 
@@ -269,15 +295,15 @@ class ParallelQueue {
     return static_cast<std::uint32_t>(std::min<std::int64_t>(ms, kMax));
   }
 
-  bool put_value_until_(detail::Deadline deadline, const R& value) {
+  std::optional<std::uint32_t> put_value_until_(detail::Deadline deadline, const R& value) {
     const std::size_t bytes = encoded_size(value);
     std::uint32_t seq = 0;
     std::byte* dst = core_.begin_put(bytes, true, deadline, seq);
-    if (dst == nullptr) return false;
+    if (dst == nullptr) return std::nullopt;
     Writer w(dst);
     encode(w, value);
     core_.commit_put(seq, nullptr, bytes);
-    return true;
+    return seq;
   }
 
   std::optional<R> get_until_(detail::Deadline deadline) {
@@ -291,6 +317,18 @@ class ParallelQueue {
     } release{core_, v};
     if (v.is_error) core_.throw_task_error(v);
     return decode_from<R>(v.data, v.len);
+  }
+
+  std::optional<std::pair<std::uint32_t, R>> get_any_until_(detail::Deadline deadline) {
+    detail::ResultView v;
+    if (core_.begin_get_any(deadline, v) != detail::GetStatus::kReady) return std::nullopt;
+    struct Release {
+      detail::Core& core;
+      const detail::ResultView& view;
+      ~Release() { core.end_get(view); }
+    } release{core_, v};
+    if (v.is_error) core_.throw_task_error(v);
+    return std::pair<std::uint32_t, R>{v.seq, decode_from<R>(v.data, v.len)};
   }
 
   detail::Core core_;

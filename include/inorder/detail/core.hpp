@@ -94,6 +94,10 @@ class Core {
   /// Getter side, any thread. Claims the next result in sequence order, waiting
   /// until `deadline`. kEnd: stopped and everything delivered.
   GetStatus begin_get(Deadline deadline, ResultView& out);
+  /// Completion order: claims any finished result in [emit, put), oldest
+  /// first, waiting until `deadline`. Not to be mixed with begin_get on one
+  /// queue (both could claim the same slot).
+  GetStatus begin_get_any(Deadline deadline, ResultView& out);
   /// Returns the slot claimed by begin_get to the producers. Must be called
   /// exactly once after every kReady, after the view's bytes are decoded.
   void end_get(const ResultView& view) noexcept;
