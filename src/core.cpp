@@ -1,20 +1,20 @@
 // src/core.cpp: the parent side of a queue: set-up, producers, getters,
 // lifecycle. The worker side is in worker.cpp; the layout in shared.hpp.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <mutex>
-#include <poll.h>
 #include <stdexcept>
 #include <string>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <system_error>
-#include <unistd.h>
 
 #include "inorder/detail/core.hpp"
 #include "inorder/errors.hpp"
@@ -85,8 +85,7 @@ Validated validate(const Options& o) {
     throw std::invalid_argument("inorder: Options::task_timeout must not be negative");
   if (o.restart_window.count() <= 0)
     throw std::invalid_argument("inorder: Options::restart_window must be positive");
-  if (o.lives > 1000)
-    throw std::invalid_argument("inorder: Options::lives must be <= 1000");
+  if (o.lives > 1000) throw std::invalid_argument("inorder: Options::lives must be <= 1000");
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   return v;
@@ -111,10 +110,10 @@ struct Core::Impl {
   void* spill_map = nullptr;
   std::size_t spill_total = 0;
 
-  std::mutex proc_mu;        ///< guards the supervisor fields below
-  pid_t supervisor = 0;      ///< forks, watches and replaces the workers
-  int supervisor_fd = -1;    ///< its pidfd; -1 once reaped
-  int wake_fd = -1;          ///< eventfd the supervisor polls: stop / shutdown
+  std::mutex proc_mu;      ///< guards the supervisor fields below
+  pid_t supervisor = 0;    ///< forks, watches and replaces the workers
+  int supervisor_fd = -1;  ///< its pidfd; -1 once reaped
+  int wake_fd = -1;        ///< eventfd the supervisor polls: stop / shutdown
 
   explicit Impl(const Options& o) : opts(o) {}
 
@@ -169,8 +168,8 @@ struct Core::Impl {
     if (!try_reap()) return;
     const std::uint64_t pw = r.ctl->put_word.load(std::memory_order_acquire);
     // A supervisor that exited on its own after stop() with all work done is fine.
-    if ((pw & kClosedBit) && r.ctl->dispatch.load(std::memory_order_acquire) ==
-                                 static_cast<std::uint32_t>(pw))
+    if ((pw & kClosedBit) &&
+        r.ctl->dispatch.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw))
       return;
     r.ctl->broken.store(kBrokenBySupervisor, std::memory_order_seq_cst);
     r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
@@ -197,8 +196,8 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const std::size_t records_off = round_up(sizeof(Control), kCacheLine);
   const std::size_t slots_off = round_up(records_off + v.workers * sizeof(WorkerRecord), kPage);
   m.main_bytes = round_up(slots_off + v.capacity * stride, kPage);
-  m.main_map = mmap(nullptr, m.main_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                    -1, 0);
+  m.main_map =
+      mmap(nullptr, m.main_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m.main_map == MAP_FAILED) {
     m.main_map = nullptr;
     throw_errno("inorder: mmap of the shared ring");
@@ -324,7 +323,8 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
     }
     const auto p = static_cast<std::uint32_t>(pw);
     SlotHeader& h = r.slot(p);
-    const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with end_get's release
+    const std::uint64_t st =
+        h.state.load(std::memory_order_acquire);  // pairs with end_get's release
     if (st == make_state(p, kFree)) {
       // Claim p. The new word keeps the closed bit clear; the sequence wraps in 32 bits.
       if (c.put_word.compare_exchange_weak(pw, static_cast<std::uint32_t>(p + 1),
@@ -362,7 +362,8 @@ void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
   if (invoker != nullptr) {
     h.task_len = bytes;
     h.task_spilled = spilled;
-    h.state.store(make_state(seq, kReady), std::memory_order_release);  // pairs with the worker's claim
+    h.state.store(make_state(seq, kReady),
+                  std::memory_order_release);  // pairs with the worker's claim
     c.task_ec.notify_one();
   } else {
     // A pass-through value: finished at once, no worker involved.
@@ -475,8 +476,7 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
       SlotHeader& h = r.slot(s);
       std::uint64_t st = h.state.load(std::memory_order_acquire);
       if (st != make_state(s, kDone)) continue;
-      if (h.state.compare_exchange_strong(st, make_state(s, kTaken),
-                                          std::memory_order_acq_rel)) {
+      if (h.state.compare_exchange_strong(st, make_state(s, kTaken), std::memory_order_acq_rel)) {
         fill_view(r, h, s, out);
         return GetStatus::kReady;
       }
@@ -511,7 +511,7 @@ void Core::end_get(const ResultView& view) noexcept {
     madvise(r.spill_area(view.seq), round_up(touched, kPage), MADV_REMOVE);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
-  advance_emit(r);  // a no-op unless results were taken out of order
+  advance_emit(r);                           // a no-op unless results were taken out of order
   c.progress_ec.notify_all();
 }
 
@@ -529,7 +529,8 @@ bool Core::stopped() const noexcept {
 bool Core::exhausted() const noexcept {
   const Control& c = *impl_->r.ctl;
   const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-  return (pw & kClosedBit) && c.emit.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw);
+  return (pw & kClosedBit) &&
+         c.emit.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw);
 }
 
 void Core::throw_task_error(const ResultView& view) const {

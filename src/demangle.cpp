@@ -1,7 +1,7 @@
 // src/demangle.cpp: type names and error records.
+#include <cxxabi.h>
 #include <cstdlib>
 #include <cstring>
-#include <cxxabi.h>
 #include <memory>
 
 #include "inorder/codec.hpp"

@@ -2,13 +2,13 @@
 // share beyond the memory layout.
 #pragma once
 
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
 #include <string>
-#include <sys/syscall.h>
-#include <unistd.h>
-#include <sys/types.h>
 #include <typeinfo>
 #include <vector>
 

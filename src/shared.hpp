@@ -20,10 +20,10 @@
 // sequence numbers are 2^31 apart; capacity <= 2^20 guarantees that.
 #pragma once
 
+#include <sys/types.h>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <sys/types.h>
 #include <type_traits>
 
 #include "inorder/detail/config.hpp"
@@ -153,7 +153,7 @@ struct alignas(kCacheLine) SlotHeader {
   std::uint8_t result_spilled = 0;  ///< result bytes are in the spill area
   std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
   std::uint16_t attempts = 0;       ///< failed attempts so far (producer resets, supervisor counts)
-  std::uint32_t timeout_ms = 0;     ///< producer: this task's own timeout (0: Options::task_timeout)
+  std::uint32_t timeout_ms = 0;  ///< producer: this task's own timeout (0: Options::task_timeout)
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,

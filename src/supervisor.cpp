@@ -19,16 +19,16 @@
 // dispatch hint (a life is left) or writes an error record and publishes
 // kDone(s). Then it forks a replacement into the same worker index, unless
 // the restart cap is reached, in which case the queue becomes Broken.
-#include <cerrno>
-#include <csignal>
-#include <cstring>
-#include <deque>
 #include <poll.h>
-#include <string>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <string>
 #include <vector>
 
 #include "internal.hpp"
@@ -54,8 +54,14 @@ std::string describe_exit(pid_t pid, int status) {
 class Supervisor {
  public:
   Supervisor(const Region& r, const Options& opts, pid_t parent, int wake_fd)
-      : r_(r), c_(*r.ctl), opts_(opts), parent_(parent), wake_fd_(wake_fd),
-        pids_(c_.workers, 0), pidfds_(c_.workers, -1), timed_out_(c_.workers, 0),
+      : r_(r),
+        c_(*r.ctl),
+        opts_(opts),
+        parent_(parent),
+        wake_fd_(wake_fd),
+        pids_(c_.workers, 0),
+        pidfds_(c_.workers, -1),
+        timed_out_(c_.workers, 0),
         timed_out_valid_(c_.workers, false) {}
 
   [[noreturn]] void run() {
@@ -186,8 +192,8 @@ class Supervisor {
         type = "inorder::TaskTimeout";
         const std::uint64_t limit_ms =
             h.timeout_ms != 0 ? h.timeout_ms : c_.task_timeout_ns / 1'000'000;
-        msg = "task ran longer than its timeout (" + std::to_string(limit_ms) +
-              " ms); worker " + std::to_string(pid) + " was killed";
+        msg = "task ran longer than its timeout (" + std::to_string(limit_ms) + " ms); worker " +
+              std::to_string(pid) + " was killed";
       } else {
         type = "inorder::WorkerCrashed";
         msg = describe_exit(pid, status) + " while running this task";
@@ -314,7 +320,7 @@ class Supervisor {
   int wake_fd_;
   int parent_fd_ = -1;
   std::vector<pid_t> pids_;
-  std::vector<int> pidfds_;  ///< -1: no live process in this worker slot
+  std::vector<int> pidfds_;               ///< -1: no live process in this worker slot
   std::vector<std::uint32_t> timed_out_;  ///< sequence killed for its timeout
   std::vector<bool> timed_out_valid_;
   std::deque<std::uint64_t> restart_times_;

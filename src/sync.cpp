@@ -1,12 +1,12 @@
 // src/sync.cpp: the futex system calls behind EventCount.
 #include "sync.hpp"
 
-#include <cerrno>
-#include <climits>
-#include <ctime>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <cerrno>
+#include <climits>
+#include <ctime>
 
 namespace inorder::detail {
 
@@ -16,9 +16,8 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadli
   if (deadline != kForever) {
     // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, the clock
     // behind std::chrono::steady_clock on Linux.
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        deadline.time_since_epoch())
-                        .count();
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
     if (ns <= 0) return false;
     ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
@@ -34,8 +33,8 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadli
 }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr,
-          nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr,
+          0);
 }
 
 }  // namespace inorder::detail

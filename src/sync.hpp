@@ -15,9 +15,9 @@
 // because the epoch changed), or the waiter's cond() sees the notifier's store.
 #pragma once
 
+#include <sched.h>
 #include <atomic>
 #include <cstdint>
-#include <sched.h>
 
 #include "inorder/detail/config.hpp"
 #include "inorder/detail/core.hpp"

@@ -5,13 +5,13 @@
 // its own index), runs it, writes the result into the slot and publishes
 // kDone with a release store. It touches no lock and no shared state other
 // than the slot it owns, the dispatch hint and its own WorkerRecord.
+#include <cxxabi.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <cxxabi.h>
 #include <exception>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #include "inorder/errors.hpp"
 #include "internal.hpp"
@@ -33,7 +33,8 @@ void prepare_child(pid_t parent, const std::vector<int>& fds_to_close) {
 
 class Worker {
  public:
-  Worker(const Region& r, unsigned index) : r_(r), c_(*r.ctl), rec_(r.records[index]), index_(index) {}
+  Worker(const Region& r, unsigned index)
+      : r_(r), c_(*r.ctl), rec_(r.records[index]), index_(index) {}
 
   void set_init_error(std::string type, std::string message) {
     init_failed_ = true;

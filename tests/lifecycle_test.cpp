@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <inorder/inorder.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -15,7 +16,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "test_util.hpp"
@@ -33,9 +33,9 @@ class Lifecycle : public inorder_test::LeakCheck {};
 /// Flags shared between the test and the workers (lives in a SharedBlock made
 /// before the queue, so the workers inherit the mapping).
 struct Gate {
-  std::atomic<int> open{0};     ///< set by the test: blocked tasks may return
-  std::atomic<int> started{0};  ///< tasks that have begun running
-  std::atomic<int> finished{0}; ///< tasks that have returned
+  std::atomic<int> open{0};      ///< set by the test: blocked tasks may return
+  std::atomic<int> started{0};   ///< tasks that have begun running
+  std::atomic<int> finished{0};  ///< tasks that have returned
 };
 
 /// Runs in a worker: counts itself as started and waits until the gate opens.
@@ -138,8 +138,7 @@ TEST_F(Lifecycle, TimedGetOnEmptyQueueWaitsAtLeastItsTimeout) {
   r = 0;
   const auto until_30 = time_of([&] { r = q.try_get_until(Clock::now() + 30ms); });
   EXPECT_EQ(r, std::nullopt);
-  EXPECT_GE(until_30, 30ms) << "try_get_until(now + 30ms) gave up after " << ms(until_30)
-                            << " ms";
+  EXPECT_GE(until_30, 30ms) << "try_get_until(now + 30ms) gave up after " << ms(until_30) << " ms";
 
   // A system_clock deadline is converted to the steady clock; allow 1 ms for
   // the two clocks being read at slightly different instants.
@@ -179,8 +178,7 @@ TEST_F(Lifecycle, TimedPutOnFullQueueWaitsAtLeastItsTimeout) {
   ok = true;
   const auto until_30 = time_of([&] { ok = q.try_put_until(Clock::now() + 30ms, task, 4); });
   EXPECT_FALSE(ok);
-  EXPECT_GE(until_30, 30ms) << "try_put_until(now + 30ms) gave up after " << ms(until_30)
-                            << " ms";
+  EXPECT_GE(until_30, 30ms) << "try_put_until(now + 30ms) gave up after " << ms(until_30) << " ms";
 
   EXPECT_FALSE(q.try_put_for(0ms, task, 4)) << "a zero timeout on a full queue";
 
@@ -267,8 +265,8 @@ TEST_F(Lifecycle, DestructorWithTasksInFlightReturnsAndLeavesNoProcess) {
 
 TEST_F(Lifecycle, DestructorWithUndeliveredResultsReturns) {
   {
-    auto q = std::make_unique<inorder::ParallelQueue<int>>(
-        inorder::Options{.workers = 2, .window = 8});
+    auto q =
+        std::make_unique<inorder::ParallelQueue<int>>(inorder::Options{.workers = 2, .window = 8});
     for (int i = 0; i < 30; ++i) q->put([](int x) { return x * x; }, i);
     q->put_value(-1);
     // The window (8 tasks) is full of finished results nobody takes, and the
@@ -478,12 +476,14 @@ TEST_F(Lifecycle, StatsCountTasksPerWorkerAndInFlight) {
   constexpr int kPerBatch = 10;
   for (int b = 0; b < kBatches; ++b) {
     for (int i = 0; i < kPerBatch; ++i)
-      q.put([](int x) {
-        const auto until = Clock::now() + 200us;
-        while (Clock::now() < until) {
-        }
-        return x;
-      }, i);
+      q.put(
+          [](int x) {
+            const auto until = Clock::now() + 200us;
+            while (Clock::now() < until) {
+            }
+            return x;
+          },
+          i);
     EXPECT_LE(q.stats().in_flight, static_cast<std::size_t>(kPerBatch));
     for (int i = 0; i < kPerBatch; ++i) EXPECT_EQ(q.get(), i);
   }
@@ -527,8 +527,7 @@ TEST_F(Lifecycle, SingleTaskQueueRunsATaskWithUnencodableStateInPutOrder) {
   inorder::SingleTaskQueue<std::string, int> q(
       [table, scale, names](int i) {
         const std::string& name = names[static_cast<std::size_t>(i) % names.size()];
-        return name + "=" + std::to_string(scale(table.at(name))) + "@" +
-               std::to_string(getpid());
+        return name + "=" + std::to_string(scale(table.at(name))) + "@" + std::to_string(getpid());
       },
       {.workers = 2});
 

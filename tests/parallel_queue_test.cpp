@@ -54,9 +54,8 @@ TEST_F(ParallelQueueTest, EmitsInPutOrderForEveryForcedCompletionOrderOfFourTask
     SharedBlock<Gates> g;
     inorder::ParallelQueue<int> q({.workers = 4, .window = 4});
     for (int i = 0; i < 4; ++i) q.put(gated_task, g.get(), i);
-    ASSERT_TRUE(wait_until([&] {
-      return g->started[0] && g->started[1] && g->started[2] && g->started[3];
-    }));
+    ASSERT_TRUE(wait_until(
+        [&] { return g->started[0] && g->started[1] && g->started[2] && g->started[3]; }));
     for (int k = 0; k < 4; ++k) {
       g->release[perm[k]].store(1);
       ASSERT_TRUE(wait_until([&] { return g->finished.load() == k + 1; }));
@@ -499,7 +498,8 @@ TEST_F(ParallelQueueTest, GetAnyDeliversEveryResultExactlyOnceUnderLoad) {
   producer.join();
   EXPECT_EQ(errors, kTasks / 1000);
   EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
-  std::printf("[ figures  ] %d results, %d delivered before an earlier one\n", kTasks, out_of_order);
+  std::printf("[ figures  ] %d results, %d delivered before an earlier one\n", kTasks,
+              out_of_order);
 }
 
 }  // namespace

@@ -13,21 +13,21 @@
 
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <dirent.h>
 #include <fstream>
 #include <new>
-#include <sched.h>
 #include <set>
 #include <string>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace inorder_test {

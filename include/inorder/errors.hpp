@@ -11,10 +11,10 @@
 // docs/errors.md states this policy once for the whole library.
 #pragma once
 
+#include <sys/types.h>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <sys/types.h>
 
 namespace inorder {
 
@@ -49,8 +49,7 @@ class PayloadTooLarge : public Error {
 /// before and after it are unaffected.
 class TaskError : public Error {
  public:
-  TaskError(std::string type_name, std::string message, pid_t worker_pid,
-            std::uint32_t sequence)
+  TaskError(std::string type_name, std::string message, pid_t worker_pid, std::uint32_t sequence)
       : Error(compose(type_name, message, worker_pid)),
         type_name_(std::move(type_name)),
         message_(std::move(message)),

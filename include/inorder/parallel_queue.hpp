@@ -63,8 +63,7 @@ Deadline after(const std::chrono::duration<Rep, Period>& d) {
     throw std::invalid_argument("inorder: timeout must not be negative");
   const auto now = Clock::now();
   using Big = std::chrono::duration<long double>;
-  if (std::chrono::duration_cast<Big>(d) >=
-      std::chrono::duration_cast<Big>(kForever - now))
+  if (std::chrono::duration_cast<Big>(d) >= std::chrono::duration_cast<Big>(kForever - now))
     return kForever;
   return now + std::chrono::ceil<Clock::duration>(d);
 }
@@ -282,8 +281,7 @@ class ParallelQueue {
       std::memcpy(dst, static_cast<const void*>(std::addressof(fn)), sizeof(Fn));
       Writer w(dst + sizeof(Fn));
       (encode(w, args), ...);
-      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes,
-                       timeout_ms);
+      core_.commit_put(seq, &detail::invoke_task<R, Fn, std::decay_t<Args>...>, bytes, timeout_ms);
       return seq;
     }
   }

@@ -4,20 +4,20 @@
 // tasks run is approximate (each field is exact at some instant during the call).
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <sys/types.h>
 #include <vector>
 
 namespace inorder {
 
 struct WorkerStats {
-  pid_t pid = 0;                      ///< process id of the worker
-  std::uint64_t tasks = 0;            ///< tasks it has finished (value or error)
-  std::chrono::nanoseconds busy{0};   ///< total time spent running tasks
-  bool alive = false;                 ///< its process is running
-  std::uint32_t restarts = 0;         ///< times this worker was replaced
+  pid_t pid = 0;                     ///< process id of the worker
+  std::uint64_t tasks = 0;           ///< tasks it has finished (value or error)
+  std::chrono::nanoseconds busy{0};  ///< total time spent running tasks
+  bool alive = false;                ///< its process is running
+  std::uint32_t restarts = 0;        ///< times this worker was replaced
 };
 
 struct Stats {

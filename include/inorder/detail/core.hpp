@@ -7,11 +7,11 @@
 // the result bytes Core hands back. All of Core is compiled once, in src/.
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <sys/types.h>
 
 #include "inorder/options.hpp"
 #include "inorder/stats.hpp"
@@ -38,8 +38,8 @@ class ResultSink {
   std::size_t inline_bytes = 0;
   std::byte* spill_area = nullptr;
   std::size_t spill_bytes = 0;
-  std::size_t reserved = 0;   ///< bytes the last reserve() handed out
-  bool spilled = false;       ///< whether they are in the spill area
+  std::size_t reserved = 0;  ///< bytes the last reserve() handed out
+  bool spilled = false;      ///< whether they are in the spill area
 };
 
 /// Thrown by ResultSink::reserve; caught by the worker loop.
@@ -83,8 +83,7 @@ class Core {
   /// until `deadline`; returns nullptr on timeout. Throws QueueClosed after
   /// stop(), PayloadTooLarge if `bytes` exceeds the spill limit. Every non-null
   /// return must be followed by commit_put with the same `seq`.
-  std::byte* begin_put(std::size_t bytes, bool is_value, Deadline deadline,
-                       std::uint32_t& seq);
+  std::byte* begin_put(std::size_t bytes, bool is_value, Deadline deadline, std::uint32_t& seq);
   /// Publishes the slot claimed by begin_put. `invoker` is null for a value.
   /// `timeout_ms` nonzero: this task's own time limit (overrides
   /// Options::task_timeout).
