@@ -5,4 +5,5 @@
 #include "inorder/errors.hpp"
 #include "inorder/options.hpp"
 #include "inorder/parallel_queue.hpp"
+#include "inorder/pool.hpp"
 #include "inorder/stats.hpp"
