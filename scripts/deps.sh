@@ -5,6 +5,8 @@
 # present the script prints nothing and touches nothing. Extra packages can be
 # requested as arguments or through INORDER_EXTRA_PACKAGES (space separated):
 #   INORDER_EXTRA_PACKAGES="clang-format gdb" scripts/deps.sh valgrind
+# INORDER_BENCH_DEPS=1 also installs what only the benchmark documentation
+# needs (python3-matplotlib for bench/plot.py); the tests never need it.
 set -euo pipefail
 
 packages=(
@@ -19,6 +21,13 @@ packages=(
   libtbb-dev
   python3
 )
+# Optional: only for regenerating docs/bench/*.png (bench/plot.py).
+bench_packages=(
+  python3-matplotlib
+)
+if [[ "${INORDER_BENCH_DEPS:-0}" == 1 ]]; then
+  packages+=("${bench_packages[@]}")
+fi
 # Word splitting is intended here: the variable holds a space separated list.
 # shellcheck disable=SC2206
 packages+=(${INORDER_EXTRA_PACKAGES:-} "$@")
