@@ -95,8 +95,8 @@ const char* name_of(System s) {
   return "?";
 }
 
-/// Tasks per run, per workload and system, so that one run takes about 0.3 to
-/// 1.5 s on a 2-core machine. Rates (tasks/s) are comparable across rows.
+/// Tasks per run, per workload and system, chosen so that one run takes roughly
+/// 0.5 to 1.5 s on a 2-core machine. Rates (tasks/s) are comparable across rows.
 struct Counts {
   long inorder, inorder_default, tbb, forkpipe, barrier, py1, py100;
 };

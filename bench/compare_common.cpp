@@ -92,29 +92,6 @@ std::string out_of_order(long expected) {
   return "result out of order or wrong: expected task " + std::to_string(expected);
 }
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  const auto* b = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::write(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    b += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, std::size_t n) {
-  auto* b = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::read(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    b += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
 
 int wait_child(int pid) {
   int status = 0;
@@ -131,25 +108,5 @@ double percentile(std::vector<double>& samples, double p) {
   return samples[std::clamp<std::size_t>(rank, 1, samples.size()) - 1];
 }
 
-std::optional<double> proc_cpu_seconds(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in.is_open()) return std::nullopt;
-  const std::string stat{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  // Fields 14 (utime) and 15 (stime), counted after the parenthesised name.
-  const auto close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 > stat.size()) return std::nullopt;
-  std::istringstream fields(stat.substr(close_paren + 2));  // starts at field 3
-  std::string field;
-  unsigned long long utime = 0;
-  unsigned long long stime = 0;
-  for (int index = 3; index <= 15 && fields >> field; ++index) {
-    if (index == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (index == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  if (!fields) return std::nullopt;
-  const long ticks = ::sysconf(_SC_CLK_TCK);
-  if (ticks <= 0) return std::nullopt;
-  return static_cast<double>(utime + stime) / static_cast<double>(ticks);
-}
 
 }  // namespace compare

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.hpp"
+
 namespace compare {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -128,10 +130,10 @@ struct RunResult {
 }
 
 // ---------------------------------------------------------------------------
-// Blocking I/O helpers: exactly n bytes, retrying on EINTR and short counts.
-// False on error or end of file.
-bool write_all(int fd, const void* p, std::size_t n);
-bool read_all(int fd, void* p, std::size_t n);
+// Blocking I/O helpers and /proc CPU time, shared with the other bench programs.
+using bench::proc_cpu_seconds;
+using bench::read_all;
+using bench::write_all;
 
 /// Waits for a child, retrying on EINTR; returns its wait status (-1 on error).
 int wait_child(int pid);
@@ -139,7 +141,5 @@ int wait_child(int pid);
 /// Nearest-rank percentile (p in (0, 1]) of `samples`; sorts them.
 [[nodiscard]] double percentile(std::vector<double>& samples, double p);
 
-/// User + system CPU seconds of a process from /proc/<pid>/stat (clock ticks).
-[[nodiscard]] std::optional<double> proc_cpu_seconds(int pid);
 
 }  // namespace compare

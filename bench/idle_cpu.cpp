@@ -24,6 +24,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
+
 namespace {
 
 double timeval_s(const timeval& tv) {
@@ -37,27 +39,7 @@ double self_cpu_s() {
   return timeval_s(ru.ru_utime) + timeval_s(ru.ru_stime);
 }
 
-// User + system CPU seconds of process `pid` from /proc/<pid>/stat (fields 14
-// and 15, after the parenthesised command name), or nullopt if unreadable.
-std::optional<double> proc_cpu_s(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  if (!in.is_open()) return std::nullopt;
-  const std::string stat{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  const auto close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(stat.substr(close_paren + 2));  // starts at field 3 (state)
-  std::string field;
-  unsigned long long utime = 0;
-  unsigned long long stime = 0;
-  for (int index = 3; index <= 15 && fields >> field; ++index) {
-    if (index == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
-    if (index == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
-  }
-  if (!fields) return std::nullopt;
-  const long ticks = ::sysconf(_SC_CLK_TCK);
-  if (ticks <= 0) return std::nullopt;
-  return static_cast<double>(utime + stime) / static_cast<double>(ticks);
-}
+using bench::proc_cpu_seconds;
 
 }  // namespace
 
@@ -92,7 +74,7 @@ int main(int argc, char** argv) {
   std::vector<pid_t> pids;
   std::vector<double> before;
   for (const inorder::WorkerStats& w : stats.workers) {
-    const std::optional<double> cpu = proc_cpu_s(w.pid);
+    const std::optional<double> cpu = proc_cpu_seconds(w.pid);
     if (!cpu) {
       std::fprintf(stderr, "cannot read /proc/%d/stat\n", static_cast<int>(w.pid));
       return 1;
@@ -110,7 +92,7 @@ int main(int argc, char** argv) {
   const double parent = self_cpu_s() - parent_before;
   double workers_total = 0.0;
   for (std::size_t i = 0; i < pids.size(); ++i) {
-    const std::optional<double> cpu = proc_cpu_s(pids[i]);
+    const std::optional<double> cpu = proc_cpu_seconds(pids[i]);
     if (!cpu) {
       std::fprintf(stderr, "cannot read /proc/%d/stat\n", static_cast<int>(pids[i]));
       return 1;

@@ -41,6 +41,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
+
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -176,30 +178,8 @@ BENCHMARK(BM_PutGetLatencyIdle)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
-// Writes or reads exactly n bytes, retrying on EINTR. False on error or end of file.
-bool write_all(int fd, const void* p, std::size_t n) {
-  const auto* b = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::write(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    b += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* p, std::size_t n) {
-  auto* b = static_cast<char*>(p);
-  while (n > 0) {
-    const ssize_t k = ::read(fd, b, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    b += k;
-    n -= static_cast<std::size_t>(k);
-  }
-  return true;
-}
+using bench::read_all;
+using bench::write_all;
 
 void BM_PipeRoundTrip(benchmark::State& state) {
   int to_child[2];
