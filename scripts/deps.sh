@@ -20,6 +20,7 @@ packages=(
   libconcurrentqueue-dev
   libtbb-dev
   python3
+  cmake
 )
 # Optional: only for regenerating docs/bench/*.png (bench/plot.py).
 bench_packages=(
