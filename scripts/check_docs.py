@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Checks that every C++ code block in README.md and docs/*.md is compiled.
+
+A fenced block tagged ```cpp passes when its lines (each stripped of leading
+and trailing whitespace, blank lines ignored) appear as consecutive lines of one
+of the compiled sources: examples/*.cpp, tests/*.cpp and docs/snippets/*.cpp,
+all of which meson builds. Lines that are only "..." mark an elided part and
+split the block into pieces, each of which must be found in the same file, in
+order. A block whose first line is a comment naming a compiled source, e.g.
+"// examples/quickstart.cpp", must be found in that file. Blocks tagged
+anything else (```text, ```sh, ```cmake, ...) are not
+checked.
+
+usage: check_docs.py SOURCE_ROOT
+Prints each block that is not found and exits 1 if there is any.
+"""
+import pathlib
+import re
+import sys
+
+FENCE = re.compile(r"^```(\S*)\s*$")
+SOURCE_NAME = re.compile(r"^// ((?:examples|tests|docs/snippets)/\S+\.cpp)$")
+
+
+def code_blocks(path):
+    """Yields (first line number, language, lines) for each fenced block."""
+    lang, start, body = None, 0, []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = FENCE.match(line.strip())
+        if match and lang is None:
+            lang, start, body = match.group(1) or "text", number + 1, []
+        elif match and line.strip() == "```":
+            yield start, lang, body
+            lang = None
+        elif lang is not None:
+            body.append(line)
+
+
+def normalise(lines):
+    return [line.strip() for line in lines if line.strip()]
+
+
+def pieces(lines):
+    """Splits a block at lines that are only '...' (or '// ...')."""
+    out, current = [], []
+    for line in normalise(lines):
+        if line in ("...", "// ..."):
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append(line)
+    if current:
+        out.append(current)
+    return out
+
+
+def find_in_order(haystack, needles):
+    position = 0
+    for needle in needles:
+        n = len(needle)
+        for i in range(position, len(haystack) - n + 1):
+            if haystack[i:i + n] == needle:
+                position = i + n
+                break
+        else:
+            return False
+    return True
+
+
+def main():
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    sources = {}
+    for pattern in ("examples/*.cpp", "tests/*.cpp", "docs/snippets/*.cpp"):
+        for path in sorted(root.glob(pattern)):
+            sources[path] = normalise(path.read_text().splitlines())
+    pages = [root / "README.md"] + sorted((root / "docs").glob("*.md"))
+    checked, missing = 0, []
+    for page in pages:
+        for start, lang, body in code_blocks(page):
+            if lang not in ("cpp", "c++"):
+                continue
+            checked += 1
+            candidates = sources
+            lines = normalise(body)
+            named = SOURCE_NAME.match(lines[0]) if lines else None
+            if named:
+                wanted = root / named.group(1)
+                candidates = {wanted: sources.get(wanted, [])}
+                body = body[body.index(next(l for l in body if l.strip())) + 1:]
+            parts = pieces(body)
+            if not parts:
+                continue
+            if not any(find_in_order(lines, parts) for lines in candidates.values()):
+                missing.append((page.relative_to(root), start, body))
+    for page, start, body in missing:
+        print(f"{page}:{start}: C++ block not found in any compiled source:")
+        for line in body[:8]:
+            print(f"    {line}")
+        if len(body) > 8:
+            print("    ...")
+    print(f"{checked} C++ blocks checked, {len(missing)} not taken from a compiled file")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
