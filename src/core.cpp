@@ -172,7 +172,7 @@ struct Core::Impl {
         r.ctl->dispatch.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw))
       return;
     r.ctl->broken.store(kBrokenBySupervisor, std::memory_order_seq_cst);
-    r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+    close_puts(*r.ctl);
     wake_everyone();
   }
 
@@ -287,7 +287,7 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
 Core::~Core() {
   Impl& m = *impl_;
   if (!m.r.ctl) return;
-  m.r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+  close_puts(*m.r.ctl);
   m.r.ctl->shutdown.store(1, std::memory_order_seq_cst);
   m.wake_everyone();
   m.wake_supervisor();
@@ -390,9 +390,11 @@ void advance_emit(const Region& r) noexcept {
   Control& c = *r.ctl;
   for (;;) {
     std::uint32_t n = c.emit.load(std::memory_order_acquire);
+    // The slot first: in order delivery it always stops here, without reading
+    // put_word (a line the producers write on every put).
+    if (!before(n, state_seq(r.slot(n).state.load(std::memory_order_acquire)))) return;
     const auto put = static_cast<std::uint32_t>(c.put_word.load(std::memory_order_acquire));
     if (!before(n, put)) return;
-    if (!before(n, state_seq(r.slot(n).state.load(std::memory_order_acquire)))) return;
     c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel);
   }
 }
@@ -427,8 +429,16 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       }
       continue;
     }
-    const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-    if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
+    // Task n exists (put and not yet finished): it will finish or the queue
+    // breaks. Otherwise n may never be put: look at put_word for the end.
+    const bool put_already = state_seq(st) == n && state_phase(st) != kFree;
+    // Read before put_word: a stop() after this read changes `closed`, one
+    // before it is seen in put_word (close_puts sets put_word first).
+    const std::uint32_t closed = c.closed.load(std::memory_order_acquire);
+    if (!put_already) {
+      const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
+      if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
+    }
     if (c.broken.load(std::memory_order_acquire) != 0) {
       // Being delivered by a completion-order getter: not ours to fail.
       if (st == make_state(n, kTaken)) {
@@ -448,9 +458,10 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     const bool moved = c.result_ec.await(
         [&] {
+          // Not put_word: stop() sets `closed` and wakes this EventCount.
           return c.emit.load(std::memory_order_acquire) != n ||
                  h.state.load(std::memory_order_acquire) != st ||
-                 c.put_word.load(std::memory_order_acquire) != pw ||
+                 c.closed.load(std::memory_order_acquire) != closed ||
                  c.broken.load(std::memory_order_acquire) != 0;
         },
         deadline == kNoWait ? kNoWait : step);
@@ -517,7 +528,7 @@ void Core::end_get(const ResultView& view) noexcept {
 
 void Core::stop() noexcept {
   Impl& m = *impl_;
-  m.r.ctl->put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+  close_puts(*m.r.ctl);
   m.wake_everyone();
   m.wake_supervisor();
 }

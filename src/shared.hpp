@@ -78,6 +78,12 @@ struct Control {
 
   /// Set once by the destructor: workers exit as soon as they are between tasks.
   alignas(kCacheLine) std::atomic<std::uint32_t> shutdown{0};
+  /// A copy of put_word's closed bit, set right after it (close_puts()) and
+  /// never cleared. Spinning waiters watch this flag instead of put_word:
+  /// put_word's line is written by every put, this one once, so a waiter
+  /// spinning on it does not steal the line the producer is about to write.
+  /// A waiter that sees it set re-reads put_word for the authoritative value.
+  std::atomic<std::uint32_t> closed{0};
   /// Set once by the supervisor when the restart cap is reached (kBrokenByRestarts)
   /// or by the parent when the supervisor vanished (kBrokenBySupervisor). Every
   /// slot not yet kDone then fails at get(), put() throws QueueBroken.
@@ -113,6 +119,13 @@ struct Control {
   int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
                      ///< and a worker starting a task with its own timeout
 };
+
+/// Sets the closed bit (no put can claim a sequence after this) and its copy
+/// for waiters; callers then wake every EventCount.
+inline void close_puts(Control& c) noexcept {
+  c.put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+  c.closed.store(1, std::memory_order_seq_cst);
+}
 
 enum : std::uint32_t { kBrokenByRestarts = 1, kBrokenBySupervisor = 2 };
 enum : std::uint32_t { kStartOk = 1, kStartFailed = 2 };

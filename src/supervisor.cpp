@@ -261,7 +261,7 @@ class Supervisor {
 
   void go_broken() {
     c_.broken.store(kBrokenByRestarts, std::memory_order_seq_cst);
-    c_.put_word.fetch_or(kClosedBit, std::memory_order_seq_cst);
+    close_puts(c_);
     for (unsigned w = 0; w < c_.workers; ++w)
       if (pidfds_[w] >= 0) kill(pids_[w], SIGKILL);
     c_.result_ec.notify_all();

@@ -56,19 +56,20 @@ class Worker {
     for (;;) {
       if (c_.shutdown.load(std::memory_order_relaxed)) break;
       const std::uint32_t d = c_.dispatch.load(std::memory_order_acquire);
-      const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
-      // Stopped and every task dispatched: nothing can ever arrive for us.
-      if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == d) break;
       // The window gate: run d only if d < emit + window.
       if (!before(d, gate)) {
         gate = c_.emit.load(std::memory_order_acquire) + c_.window;
         if (!before(d, gate)) {
+          // Gated. If stopped with every task dispatched, leave now rather
+          // than wait for a getter that may never come (join() waits for us).
+          const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
+          if (stopped_and_drained(d)) break;
           if (!idle) go_idle(), idle = true;
           c_.progress_ec.await(
               [&] {
                 return before(d, c_.emit.load(std::memory_order_acquire) + c_.window) ||
                        c_.dispatch.load(std::memory_order_acquire) != d ||
-                       c_.put_word.load(std::memory_order_acquire) != pw ||
+                       c_.closed.load(std::memory_order_acquire) != closed ||
                        c_.shutdown.load(std::memory_order_relaxed) != 0;
               },
               kForever);
@@ -116,13 +117,20 @@ class Worker {
         c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
         continue;
       }
-      // kFree(d): claimed by a producer that has not published yet. Sleep.
+      // Nothing to run at d yet. put_word is read only here, off the path
+      // of a task that is ready: it is the producers' hottest line.
+      // `closed` is read first: a stop() after that read changes it, one
+      // before it shows in put_word (close_puts sets put_word first).
+      const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
+      if (stopped_and_drained(d)) break;
+      // kFree(d): not put yet, or claimed by a producer that has not
+      // published yet. Sleep until the slot changes.
       if (!idle) go_idle(), idle = true;
       c_.task_ec.await(
           [&] {
             return h.state.load(std::memory_order_acquire) != st ||
                    c_.dispatch.load(std::memory_order_acquire) != d ||
-                   c_.put_word.load(std::memory_order_acquire) != pw ||
+                   c_.closed.load(std::memory_order_acquire) != closed ||
                    c_.shutdown.load(std::memory_order_relaxed) != 0;
           },
           kForever);
@@ -131,6 +139,12 @@ class Worker {
   }
 
  private:
+  /// Stopped, and every task put was dispatched: nothing can arrive for us.
+  bool stopped_and_drained(std::uint32_t d) const noexcept {
+    const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
+    return (pw & kClosedBit) && static_cast<std::uint32_t>(pw) == d;
+  }
+
   void run_one(std::uint32_t d, SlotHeader& h) {
     ResultSink sink;
     sink.inline_area = r_.result_area(h);
