@@ -28,7 +28,7 @@
 //                    1024 for tiny and 1us, 50 x workers for skewed, the
 //                    defaults otherwise.
 //   inorder-default  the same with Options{.workers = N} only: window
-//                    10 x workers, capacity max(64, 2 x window), inline 192.
+//                    max(256, 10 x workers), capacity max(64, 2 x window), inline 192.
 //   tbb              oneTBB parallel_pipeline, serial_in_order -> parallel ->
 //                    serial_in_order, live tokens = the inorder row's window,
 //                    in a task_arena(workers).
@@ -388,7 +388,7 @@ InorderConfig inorder_config(const Args& a, Workload w, unsigned workers) {
     case Workload::k50us:
     case Workload::k64KiB:
     case Workload::k1MiB:
-      break;  // the defaults: window 10 x workers, capacity 64
+      break;  // the defaults: window max(256, 10 x workers), capacity 2 x window
   }
   if (a.inorder.window) c.window = a.inorder.window;
   if (a.inorder.capacity) c.capacity = a.inorder.capacity;

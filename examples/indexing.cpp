@@ -268,7 +268,7 @@ int main(int argc, char** argv) {
   const std::size_t print_every = batches.size() <= 40 ? 1 : (batches.size() + 29) / 30;
 
   // The workers are forked here, before any other thread exists. The window
-  // is left at its default, 10 x workers (see the comment in the producer).
+  // is left at its default (see the comment in the producer).
   inorder::ParallelQueue<Item> queue({.workers = static_cast<unsigned>(*workers)});
   const std::size_t window = queue.stats().window;
 

@@ -35,6 +35,9 @@ constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
   throw std::system_error(errno, std::generic_category(), what);
 }
 
+/// The smallest default window (see Options::window).
+constexpr std::size_t kDefaultMinWindow = 256;
+
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 struct Validated {
@@ -51,7 +54,13 @@ Validated validate(const Options& o) {
     throw std::invalid_argument("inorder: Options::workers must be between 1 and 1024, got " +
                                 std::to_string(o.workers));
   v.workers = o.workers;
-  v.window = o.window.value_or(std::size_t{10} * o.workers);
+  // Default: deep enough that tiny tasks stream without the gate stopping
+  // workers every few tasks (docs/tuning.md has the curve), and at least the
+  // reference design's 10 x workers; never above a capacity the user set.
+  v.window =
+      o.window.value_or(std::max<std::size_t>(kDefaultMinWindow, std::size_t{10} * o.workers));
+  if (!o.window && o.capacity && *o.capacity >= o.workers)
+    v.window = std::min(v.window, *o.capacity);
   if (o.window && *o.window < o.workers)
     throw std::invalid_argument("inorder: Options::window (" + std::to_string(*o.window) +
                                 ") must be >= Options::workers (" + std::to_string(o.workers) +
@@ -213,6 +222,10 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
 
   auto* base = static_cast<std::byte*>(m.main_map);
   m.r.ctl = new (base) Control();
+  // Before any fork: every process sees the same setting (sync.hpp).
+  m.r.ctl->task_ec.make_asymmetric();
+  m.r.ctl->result_ec.make_asymmetric();
+  m.r.ctl->progress_ec.make_asymmetric();
   m.r.records = reinterpret_cast<WorkerRecord*>(base + records_off);
   for (unsigned i = 0; i < v.workers; ++i) new (&m.r.records[i]) WorkerRecord();
   m.r.slots = base + slots_off;

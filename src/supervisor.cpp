@@ -331,6 +331,7 @@ class Supervisor {
 void supervisor_main(const Region& region, const Options& opts, pid_t parent, int wake_fd) {
   signal(SIGINT, SIG_IGN);  // Ctrl-C is the parent's decision
   prctl(PR_SET_NAME, "inorder-super", 0, 0, 0);
+  enable_light_notify();  // it notifies when it fails or retries a task (sync.hpp)
   Supervisor s(region, opts, parent, wake_fd);
   s.run();
 }

@@ -2,6 +2,8 @@
 #include "sync.hpp"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cerrno>
@@ -31,6 +33,35 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadli
   if (rc == -1 && errno == ETIMEDOUT) return false;
   return true;  // woken, value changed (EAGAIN) or interrupted (EINTR): caller re-checks
 }
+
+namespace {
+/// This process registered for expedited barriers. Cleared in a forked child
+/// (pthread_atfork), which must register on its own.
+std::atomic<bool> g_light_notify{false};
+
+long membarrier(int cmd) noexcept { return syscall(SYS_membarrier, cmd, 0U, 0); }
+}  // namespace
+
+bool enable_light_notify() noexcept {
+  if (g_light_notify.load(std::memory_order_acquire)) return true;
+  static const bool supported = [] {
+    const long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+        !(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+      return false;
+    // Registration belongs to the process image fork copies, not to the
+    // child: forget it there (the child calls enable_light_notify itself).
+    return pthread_atfork(nullptr, nullptr,
+                          [] { g_light_notify.store(false, std::memory_order_relaxed); }) == 0;
+  }();
+  if (!supported || membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) return false;
+  g_light_notify.store(true, std::memory_order_release);
+  return true;
+}
+
+bool light_notify_enabled() noexcept { return g_light_notify.load(std::memory_order_relaxed); }
+
+bool heavy_barrier() noexcept { return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0; }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr, nullptr,

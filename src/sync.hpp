@@ -13,6 +13,21 @@
 // Either the notifier sees the waiter's increment and wakes it (a wake between
 // the waiter's epoch read and its futex_wait makes futex_wait return at once
 // because the epoch changed), or the waiter's cond() sees the notifier's store.
+//
+// The notifier's fence is the expensive half: it stalls until the notifier's
+// earlier stores (the slot it just published) reach other cores, and the
+// notifier runs once per task. On Linux the cost can be moved to the waiter,
+// which is about to make a futex system call anyway: membarrier(2) with
+// MEMBARRIER_CMD_GLOBAL_EXPEDITED executes a full barrier on every CPU that
+// runs a thread of a registered process. With it (an "asymmetric" EventCount):
+//   waiter:    sleepers += 1; membarrier(); e = epoch; if (!cond()) futex_wait ...
+//   notifier:  make cond() true; compiler barrier; if (sleepers > 0) wake
+// If the notifier's load of sleepers ran before the waiter's membarrier, that
+// barrier drained the notifier's store first, so the waiter's cond() sees it;
+// if it ran after, it sees the increment. A notifier may skip its fence only
+// in a process that registered itself (light_notify_enabled()); registration
+// does not survive fork, so every forked process registers again. A waiter
+// whose membarrier call fails falls back to short timed sleeps.
 #pragma once
 
 #include <sched.h>
@@ -30,6 +45,17 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadli
 /// Wakes up to `count` processes sleeping on `word`.
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept;
 
+/// Registers this process for MEMBARRIER_CMD_GLOBAL_EXPEDITED barriers; after
+/// that, asymmetric EventCounts notified from this process skip the fence.
+/// Returns false where the kernel (or a seccomp filter) refuses. Call in every
+/// process that notifies: a forked child starts unregistered.
+bool enable_light_notify() noexcept;
+/// True once this process registered (false again in a forked child).
+bool light_notify_enabled() noexcept;
+/// The waiter's half: a full barrier on every CPU running a registered
+/// process. False if the system call failed.
+bool heavy_barrier() noexcept;
+
 /// CPU hint inside spin loops.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -46,11 +72,22 @@ struct alignas(kCacheLine) EventCount {
   /// Processes between "about to sleep" and "woke up". Incremented before the
   /// waiter's final condition check; read by notifiers after their store.
   std::atomic<std::uint32_t> sleepers{0};
+  /// Set once before any process waits here (make_asymmetric): waiters issue
+  /// heavy_barrier(), so registered notifiers may skip their fence.
+  std::uint32_t asymmetric = 0;
 
-  /// Call after making a waiter's condition true. Costs one fence and one load
-  /// of a line nobody writes while no one sleeps.
+  /// Makes this EventCount asymmetric if this process could register. Call
+  /// before the EventCount is used by more than one process.
+  void make_asymmetric() noexcept { asymmetric = enable_light_notify() ? 1 : 0; }
+
+  /// Call after making a waiter's condition true. Costs one load of a line
+  /// nobody writes while no one sleeps, and (unless asymmetric and this
+  /// process registered) one fence.
   void notify(int count) noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (asymmetric != 0 && light_notify_enabled())
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the waiter's membarrier orders us
+    else
+      std::atomic_thread_fence(std::memory_order_seq_cst);
     if (sleepers.load(std::memory_order_relaxed) != 0) {
       epoch.fetch_add(1, std::memory_order_seq_cst);
       futex_wake(epoch, count);
@@ -82,12 +119,18 @@ struct alignas(kCacheLine) EventCount {
     }
     for (;;) {
       sleepers.fetch_add(1, std::memory_order_seq_cst);
+      // A failed barrier leaves a notifier's skipped fence unpaired: sleep
+      // at most a millisecond at a time and look again.
+      Deadline until = deadline;
+      if (asymmetric != 0 && !heavy_barrier())
+        until = std::min(deadline, Clock::now() + std::chrono::milliseconds(1));
       const std::uint32_t e = epoch.load(std::memory_order_seq_cst);
       if (cond()) {
         sleepers.fetch_sub(1, std::memory_order_relaxed);
         return true;
       }
-      const bool in_time = futex_wait(epoch, e, deadline);
+      const bool slept_in_time = futex_wait(epoch, e, until);
+      const bool in_time = slept_in_time || until != deadline;
       sleepers.fetch_sub(1, std::memory_order_relaxed);
       if (cond()) return true;
       if (!in_time) return false;

@@ -27,6 +27,8 @@ void prepare_child(pid_t parent, const std::vector<int>& fds_to_close) {
   if (getppid() != parent) _exit(0);
   // Ctrl-C goes to the whole foreground process group; the parent decides.
   signal(SIGINT, SIG_IGN);
+  // Notify without fences where the kernel allows (see sync.hpp).
+  enable_light_notify();
   for (const int fd : fds_to_close)
     if (fd >= 0) close(fd);
 }

@@ -6,9 +6,14 @@
 #include <gtest/gtest.h>
 #include <inorder/inorder.hpp>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -500,6 +505,48 @@ TEST_F(ParallelQueueTest, GetAnyDeliversEveryResultExactlyOnceUnderLoad) {
   EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
   std::printf("[ figures  ] %d results, %d delivered before an earlier one\n", kTasks,
               out_of_order);
+}
+
+/// The scheduler state letter of a thread ('R' running, 'S' sleeping, ...),
+/// from /proc/<pid>/task/<tid>/stat; '?' if it cannot be read.
+char thread_state(pid_t pid, pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+  std::FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return '?';
+  char buf[512] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const char* close = std::strrchr(buf, ')');
+  return (n > 0 && close != nullptr && close[1] == ' ') ? close[2] : '?';
+}
+
+/// Runs in the worker: waits until the getter thread is asleep (in its futex
+/// wait, state 'S'), so the result is published to a sleeping getter.
+int answer_when_getter_sleeps(pid_t parent, pid_t getter, int i) {
+  while (thread_state(parent, getter) != 'S') sched_yield();
+  return i;
+}
+
+// Every hand-off here goes to a process that is already asleep on its futex:
+// the worker sleeps before each put (the test waits for its 'S' state), and
+// the getter sleeps before each result (the task waits for it). A lost wake-up
+// in either direction (the notifier's fence is skipped where the kernel
+// offers membarrier, see src/sync.hpp) would hang the test.
+TEST_F(ParallelQueueTest, WakesASleepingWorkerAndASleepingGetterOnEveryHandOff) {
+  inorder::ParallelQueue<int> q({.workers = 1});
+  const pid_t parent = getpid();
+  const auto getter = static_cast<pid_t>(syscall(SYS_gettid));
+  const pid_t worker = q.stats().workers.at(0).pid;
+  ASSERT_GT(worker, 0);
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(wait_until([&] { return thread_state(worker, worker) == 'S'; }))
+        << "the idle worker never went to sleep (round " << i << ")";
+    q.put(answer_when_getter_sleeps, parent, getter, i);
+    const std::optional<int> r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(*r, i);
+  }
 }
 
 }  // namespace
