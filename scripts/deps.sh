@@ -21,6 +21,7 @@ packages=(
   libtbb-dev
   python3
   cmake
+  libsqlite3-dev
 )
 # Optional: only for regenerating docs/bench/*.png (bench/plot.py).
 bench_packages=(

@@ -746,6 +746,35 @@ TEST_F(Faults, ParentKilledMidRunTakesEveryWorkerDownWithinTwoSeconds) {
 // ---------------------------------------------------------------------------
 // 7: replacing workers while the owner's other threads hold malloc and user locks.
 
+// Ctrl-C in a terminal sends SIGINT to the whole foreground process group:
+// the supervisor and the workers must ignore it and leave the decision to the
+// parent. An ignored signal is discarded when it is sent, so once kill()
+// returned, the workers either survived it or are already dying.
+TEST_F(Faults, SigintToTheSupervisorAndWorkersIsIgnored) {
+  inorder::ParallelQueue<long> q({.workers = 2});
+  std::vector<pid_t> before;
+  for (const auto& w : q.stats().workers) before.push_back(w.pid);
+  ASSERT_EQ(before.size(), 2U);
+  const std::vector<int> children = child_pids();  // the supervisor
+  ASSERT_EQ(children.size(), 1U);
+  ASSERT_EQ(kill(children[0], SIGINT), 0) << std::strerror(errno);
+  for (const pid_t pid : before) ASSERT_EQ(kill(pid, SIGINT), 0) << std::strerror(errno);
+  for (long i = 0; i < 100; ++i) q.put([](long x) { return x * 3; }, i);
+  for (long i = 0; i < 100; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(*r, i * 3);
+  }
+  const auto st = q.stats();
+  EXPECT_EQ(st.restarts, 0U) << "a worker was replaced: SIGINT was not ignored";
+  ASSERT_EQ(st.workers.size(), 2U);
+  for (std::size_t k = 0; k < st.workers.size(); ++k) {
+    EXPECT_EQ(st.workers[k].pid, before[k]);
+    EXPECT_TRUE(st.workers[k].alive);
+  }
+  EXPECT_EQ(kill(children[0], 0), 0) << "the supervisor did not survive SIGINT";
+}
+
 TEST_F(Faults, ReplacingWorkersUnderParentThreadsNeverHangs) {
   const std::uint64_t seed = test_seed("ReplacingWorkersUnderParentThreadsNeverHangs");
   // Under ASan a replacement costs ~20 ms instead of ~2.5 ms (fork and exit
