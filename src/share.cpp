@@ -143,7 +143,8 @@ bool is_live(ShareRef ref) noexcept {
 void register_live(ShareRef ref) {
   for (unsigned i = 0; i < kMaxLive; ++i) {
     std::uint64_t expected = 0;
-    g_live[i].base.store(ref.base, std::memory_order_relaxed);
+    // The slot is claimed before its base is written: until then is_live()
+    // reports this Share as absent, and no handle of it exists yet anyway.
     if (g_live[i].id.compare_exchange_strong(expected, ref.id, std::memory_order_acq_rel)) {
       g_live[i].base.store(ref.base, std::memory_order_release);
       unsigned hi = g_live_hi.load(std::memory_order_relaxed);
@@ -676,8 +677,9 @@ bool Share::contains(std::string_view name) const {
 std::size_t Share::used_bytes() const {
   detail::share_check(ref_);
   const ArenaHeader& h = detail::hdr(ref_);
-  return static_cast<std::size_t>(
-      std::atomic_ref<const std::uint64_t>(h.top).load(std::memory_order_relaxed) - h.heap_begin);
+  return static_cast<std::size_t>(std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(h.top))
+                                      .load(std::memory_order_relaxed) -
+                                  h.heap_begin);
 }
 
 // A log entry: [u8 level][i32 pid][u64 text length][text], decodable as
