@@ -402,6 +402,27 @@ TEST_F(ShareTest, FillingTheArenaThrowsShareFullAndKeepsEverythingBefore) {
   EXPECT_THROW(Share({.max_bytes = 100}), std::invalid_argument);
 }
 
+TEST_F(ShareTest, TransactionTooLargeForItsJournalThrowsShareFullAndIsUndone) {
+  Share share;
+  auto list = share.list<int>("l");
+  auto v = share.value<int>("v", 1);
+  list.push_back(-1);
+  try {
+    share.transaction([&] {
+      v.set(2);
+      for (int i = 0; i < 100'000; ++i) list.push_back(i);
+    });
+    ADD_FAILURE() << "a transaction of 100,000 appends fitted in the journal";
+  } catch (const inorder::ShareFull& e) {
+    EXPECT_NE(std::string(e.what()).find("undo journal"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(list.snapshot(), std::vector<int>{-1});
+  EXPECT_EQ(v.get(), 1);
+  // The same appends, one operation each, all fit.
+  for (int i = 0; i < 100'000; ++i) list.push_back(i);
+  EXPECT_EQ(list.size(), 100'001u);
+}
+
 TEST_F(ShareTest, FreedValuesAreReusedSoRepeatedSetsDoNotGrowTheArena) {
   Share share({.max_bytes = 64 << 10});
   auto v = share.value<std::string>("v");
@@ -508,6 +529,20 @@ TEST_F(ShareTest, PoolItemsUpdateSharedStateExactly) {
   EXPECT_EQ(out, items);
   EXPECT_EQ(sum.get(), 5050);
   EXPECT_EQ(log.size(), 100u);
+}
+
+TEST_F(ShareTest, AWorkerThatReplacesACrashedOneStillSeesTheShare) {
+  Share share;
+  auto count = share.counter<long>("count");
+  inorder::ParallelQueue<long> q({.workers = 1});
+  q.put([count] { return ++count; });
+  q.put([]() -> long { std::abort(); });
+  q.put([count] { return ++count; });  // runs on the replacement worker
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_THROW((void)q.get(), inorder::WorkerCrashed);
+  EXPECT_EQ(q.get(), 2);
+  q.stop();
+  EXPECT_EQ(count.load(), 2);
 }
 
 TEST_F(ShareTest, WorkerForkedBeforeTheShareGetsShareNotInherited) {
