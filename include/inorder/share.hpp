@@ -302,7 +302,10 @@ class Share {
     std::uint64_t obj_ = 0;
   };
 
-  /// An append-only list of encodable T, in the order the appends took the lock.
+  /// An append-only list of encodable T, in the order the appends took the
+  /// lock. Every operation takes the Share's lock (blocking while another
+  /// process holds it) and throws ShareNotInherited in a process without the
+  /// arena.
   template <class T>
   class List {
    public:
@@ -343,6 +346,8 @@ class Share {
 
   /// A hash map from encodable K to encodable V. Keys are equal when their
   /// encodings are equal (true for integers, strings and containers of them).
+  /// Every operation takes the Share's lock (blocking while another process
+  /// holds it) and throws ShareNotInherited in a process without the arena.
   template <class K, class V>
   class Map {
    public:
@@ -400,7 +405,8 @@ class Share {
   };
 
   /// Messages with a level and the writer's pid, kept in the order they were
-  /// written (the order their writers took the lock).
+  /// written (the order their writers took the lock). Every operation takes
+  /// the Share's lock; throws ShareNotInherited in a process without the arena.
   class Log {
    public:
     Log() = default;
