@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <set>
@@ -544,6 +545,43 @@ TEST_F(ShareTest, AWorkerThatReplacesACrashedOneStillSeesTheShare) {
   q.stop();
   EXPECT_EQ(count.load(), 2);
 }
+
+#if __has_include("inorder/skprocess.hpp")
+/// The seed's example: a process class that counts and logs each of its runs.
+class ShareCounter : public inorder::Skprocess<> {
+ public:
+  ShareCounter(Share* share, Share::Number<long> count, Share::Log log)
+      : share_(share), count_(count), log_(log) {
+    config.runs = 10;
+  }
+  void on_run() override {
+    share_->transaction([&] { log_.info(std::to_string(++count_)); });
+  }
+
+ private:
+  Share* share_;
+  Share::Number<long> count_;
+  Share::Log log_;
+};
+
+TEST_F(ShareTest, SkprocessesStartedAfterTheShareCountAndLogInOrder) {
+  Share share;
+  auto count = share.counter<long>("count");
+  auto log = share.log("log");
+  std::vector<std::unique_ptr<ShareCounter>> procs;
+  for (int i = 0; i < 4; ++i) procs.push_back(std::make_unique<ShareCounter>(&share, count, log));
+  for (auto& p : procs) p->start();
+  for (auto& p : procs) p->result();
+  EXPECT_EQ(count.load(), 40);
+  const auto messages = log.messages();
+  ASSERT_EQ(messages.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(messages[i], std::to_string(i + 1));
+}
+#else
+TEST_F(ShareTest, SkprocessesStartedAfterTheShareCountAndLogInOrder) {
+  GTEST_SKIP() << "inorder/skprocess.hpp is not in this tree yet";
+}
+#endif
 
 TEST_F(ShareTest, WorkerForkedBeforeTheShareGetsShareNotInherited) {
   inorder::ParallelQueue<long> q({.workers = 1});  // forked before the Share exists
