@@ -102,4 +102,27 @@ class QueueBroken : public Error {
   using Error::Error;
 };
 
+/// A Share cannot hold what was asked: the allocation would pass
+/// ShareOptions::max_bytes, or one transaction changed more words than its undo
+/// journal records. Nothing of the failed operation is kept.
+class ShareFull : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A Share handle (or the Share itself) was used in a process where its arena
+/// is not mapped: the process was forked before the Share was made, or the
+/// Share was destroyed in this process.
+class ShareNotInherited : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A name of a Share was opened as another kind of object (a list as a map) or
+/// with another element type than it was made with.
+class ShareTypeMismatch : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace inorder
