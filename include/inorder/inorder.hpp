@@ -7,3 +7,4 @@
 #include "inorder/parallel_queue.hpp"
 #include "inorder/pool.hpp"
 #include "inorder/stats.hpp"
+#include "inorder/pipe.hpp"
