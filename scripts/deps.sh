@@ -13,6 +13,7 @@ packages=(
   g++
   meson
   ninja-build
+  libsqlite3-dev
   pkg-config
   libgtest-dev
   libbenchmark-dev

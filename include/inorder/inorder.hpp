@@ -8,3 +8,4 @@
 #include "inorder/pool.hpp"
 #include "inorder/stats.hpp"
 #include "inorder/pipe.hpp"
+#include "inorder/reconnect.hpp"
