@@ -1,5 +1,6 @@
 // tests/reconnect_test.cpp: inorder::Reconnect opens one resource per process.
 #include <inorder/reconnect.hpp>
+#include <inorder/skprocess.hpp>
 
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -7,7 +8,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -125,6 +128,71 @@ TEST_F(ReconnectTest, FourProcessesInsertThroughTheirOwnSqliteConnections) {
   EXPECT_EQ(rows, 4 * kRows);
   EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per child
   EXPECT_EQ(counters->closes.load(), 4);  // the children's, each by its own process
+  db.reset();
+  unlink(path);
+}
+
+/// Inserts `rows` rows through its own connection: the Reconnect member was
+/// copied from the parent's, which had its connection open at start().
+class Inserter : public inorder::Skprocess<int> {
+ public:
+  Inserter(Reconnect<sqlite3*> db, int worker) : db_(std::move(db)), worker_(worker) {
+    config.runs = 50;
+  }
+  void on_run() override {
+    const std::string sql = "INSERT INTO t VALUES (" + std::to_string(worker_) + ", " +
+                            std::to_string(current_run()) + ")";
+    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+      throw std::runtime_error(sqlite3_errmsg(db_.get()));
+  }
+  int on_result() override { return static_cast<int>(current_run()); }
+
+ private:
+  Reconnect<sqlite3*> db_;
+  int worker_;
+};
+
+TEST_F(ReconnectTest, FourSkprocessesInsertThroughTheirOwnConnectionsClosedAtTheEnd) {
+  char path[] = "/tmp/inorder-reconnect-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  inorder_test::SharedBlock<Counters> c;
+  Counters* counters = c.get();
+  const std::string file = path;
+  Reconnect<sqlite3*> db(
+      [counters, file] {
+        sqlite3* h = nullptr;
+        if (sqlite3_open(file.c_str(), &h) != SQLITE_OK) throw std::runtime_error("open");
+        sqlite3_busy_timeout(h, 20000);
+        counters->opens.fetch_add(1);
+        return h;
+      },
+      [counters](sqlite3*& h) {
+        sqlite3_close(h);
+        counters->closes.fetch_add(1);
+      });
+  ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  {
+    std::vector<std::unique_ptr<Inserter>> procs;
+    for (int w = 0; w < 4; ++w) procs.push_back(std::make_unique<Inserter>(db, w));
+    for (auto& p : procs) p->start();
+    for (auto& p : procs) EXPECT_EQ(p->result(), 50);
+  }
+  int rows = -1;
+  ASSERT_EQ(sqlite3_exec(
+                db.get(), "SELECT count(*) FROM t",
+                [](void* out, int, char** v, char**) {
+                  *static_cast<int*>(out) = std::atoi(v[0]);
+                  return 0;
+                },
+                &rows, nullptr),
+            SQLITE_OK);
+  EXPECT_EQ(rows, 4 * 50);
+  EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per process
+  EXPECT_EQ(counters->closes.load(), 4);  // each child closed its own as it finished
   db.reset();
   unlink(path);
 }

@@ -9,3 +9,4 @@
 #include "inorder/stats.hpp"
 #include "inorder/pipe.hpp"
 #include "inorder/reconnect.hpp"
+#include "inorder/skprocess.hpp"
