@@ -1,5 +1,6 @@
 // tests/skprocess_test.cpp: the Skprocess lifecycle, lives, timeouts, control,
 // tell/listen and timers, each against a real watcher and child process.
+#include <inorder/pool.hpp>
 #include <inorder/skprocess.hpp>
 
 #include <signal.h>
@@ -399,6 +400,43 @@ TEST_F(SkprocessTest, RunHereRunsTheLifecycleInThisProcess) {
   EXPECT_EQ(f.run_here(), 5);  // lives apply to exceptions here too
   AlwaysThrows a;
   EXPECT_THROW((void)a.run_here(), ProcessError);
+}
+
+/// Sums 1..n over n runs; n == 13 fails every time.
+class Summer : public Skprocess<long> {
+ public:
+  explicit Summer(int n) : n_(n) {
+    config.runs = static_cast<std::uint64_t>(n);
+    config.lives = 2;
+  }
+  void on_run() override {
+    if (n_ == 13) throw std::domain_error("unlucky");
+    sum_ += static_cast<long>(current_run()) + 1;
+  }
+  long on_result() override { return sum_ * 1000; }
+
+ private:
+  int n_;
+  long sum_ = 0;
+};
+
+TEST_F(SkprocessTest, PoolMapConstructsEachWorkerInAWorkerProcessAndReturnsItsResult) {
+  inorder::Pool<long> pool({.workers = 2});
+  const std::vector<int> items = {1, 2, 3, 4, 10, 100};
+  const std::vector<long> got = pool.map<Summer>(items);
+  ASSERT_EQ(got.size(), items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const long n = items[i];
+    EXPECT_EQ(got[i], n * (n + 1) / 2 * 1000) << "item " << i;
+  }
+  try {
+    (void)pool.map<Summer>(std::vector<int>{5, 13, 6});
+    FAIL();
+  } catch (const inorder::ItemError& e) {
+    EXPECT_EQ(e.index(), 1u);
+    EXPECT_EQ(e.type_name(), "inorder::ProcessError");
+    EXPECT_NE(std::string(e.what()).find("unlucky"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
