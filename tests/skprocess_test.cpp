@@ -4,6 +4,7 @@
 #include <inorder/skprocess.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -437,6 +438,41 @@ TEST_F(SkprocessTest, PoolMapConstructsEachWorkerInAWorkerProcessAndReturnsItsRe
     EXPECT_EQ(e.type_name(), "inorder::ProcessError");
     EXPECT_NE(std::string(e.what()).find("unlucky"), std::string::npos) << e.what();
   }
+}
+
+class Sleeper : public Skprocess<> {
+ public:
+  explicit Sleeper(Board* b) : b_(b) {}
+  void on_run() override {
+    b_->child_pid.store(getpid());
+    for (;;) pause();
+  }
+
+ private:
+  Board* b_;
+};
+
+TEST_F(SkprocessTest, TheWatcherAndTheChildDieWithTheParent) {
+  inorder_test::SharedBlock<Board> b;
+  const pid_t parent = fork();
+  if (parent == 0) {
+    Sleeper p(b.get());
+    p.start();
+    for (;;) pause();  // killed by the test
+  }
+  ASSERT_TRUE(inorder_test::wait_until([&] { return b->child_pid.load() != 0; }));
+  kill(parent, SIGKILL);
+  waitpid(parent, nullptr, 0);
+  // The watcher and the child are re-parented to this test process (a
+  // subreaper): reap them as they go. Both must be gone well within the bound.
+  EXPECT_TRUE(inorder_test::wait_until(
+      [] {
+        while (waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return inorder_test::child_pids().empty();
+      },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(kill(b->child_pid.load(), 0), -1);
 }
 
 }  // namespace
