@@ -164,7 +164,7 @@ struct TimerBlock {
 };
 
 enum : std::uint32_t { kProcRunning = 0, kProcDone = 1, kProcFailed = 2 };
-enum : std::uint32_t { kLoop = 0, kFinishing = 1, kErrorPhase = 2 };
+enum : std::uint32_t { kLoop = 0, kFinishing = 1, kResultPhase = 2, kErrorPhase = 3 };
 
 struct ProcessControl {
   // Configuration, written by start() before the first fork; read-only after.
@@ -185,7 +185,8 @@ struct ProcessControl {
   /// Set (seq_cst) by kill() before it reads child_pid; read by the watcher
   /// after it stores child_pid: one of them sees the other (Dekker).
   std::atomic<std::uint32_t> kill{0};
-  /// kLoop, kFinishing or kErrorPhase: where a replacement child resumes.
+  /// kLoop, kFinishing, kResultPhase or kErrorPhase: where a replacement
+  /// child resumes (on_finish runs once even if the child dies after it).
   std::atomic<std::uint32_t> phase{kLoop};
   /// The hook the child is in or last entered; names a timeout or a crash.
   std::atomic<std::uint32_t> hook{0};
@@ -401,9 +402,9 @@ class ProcessEngine {
       c->phase.store(kFinishing);
     }
     const std::uint64_t run = c->current_run.load();
-    for (;;) {
+    while (c->phase.load() == kFinishing) {  // a replacement after on_finish skips it
       const Outcome o = attempt(p, c, Hook::onfinish, run, [&p] { p.call_hook_(Hook::onfinish); });
-      if (o == Outcome::kOk) break;
+      if (o == Outcome::kOk) c->phase.store(kResultPhase);
       if (o == Outcome::kExhausted) return error_phase(p, c);
     }
     for (;;) {

@@ -475,4 +475,29 @@ TEST_F(SkprocessTest, TheWatcherAndTheChildDieWithTheParent) {
   EXPECT_EQ(kill(b->child_pid.load(), 0), -1);
 }
 
+class DiesInResult : public Skprocess<int> {
+ public:
+  explicit DiesInResult(Board* b) : b_(b) {
+    config.runs = 2;
+    config.lives = 2;
+  }
+  void on_run() override {}
+  void on_finish() override { b_->add('f'); }
+  int on_result() override {
+    b_->add('x');
+    if (b_->flag.exchange(1) == 0) raise(SIGKILL);
+    return static_cast<int>(current_run());
+  }
+
+ private:
+  Board* b_;
+};
+
+TEST_F(SkprocessTest, AReplacementAfterOnFinishOnlyRedoesOnResult) {
+  inorder_test::SharedBlock<Board> b;
+  DiesInResult p(b.get());
+  EXPECT_EQ(p.run(), 2);
+  EXPECT_EQ(b->text(), "fxx");  // on_finish ran once
+}
+
 }  // namespace
