@@ -155,12 +155,17 @@ struct TimerBlock {
   /// copying and retries if it changed. The watcher makes it even again if a
   /// child died half way through an update.
   std::atomic<std::uint32_t> seq{0};
-  std::atomic<std::uint64_t> count{0};
-  std::atomic<std::uint64_t> total_ns{0};
-  std::atomic<std::uint64_t> min_ns{~std::uint64_t{0}};
-  std::atomic<std::uint64_t> max_ns{0};
+  // The statistics. Each is written (relaxed) only by the child between its
+  // two stores of `seq`, and read (relaxed) between a reader's two loads of it;
+  // atomics only so that a reader racing an update is not a data race.
+  std::atomic<std::uint64_t> count{0};                   // successful calls
+  std::atomic<std::uint64_t> total_ns{0};                // their summed durations
+  std::atomic<std::uint64_t> min_ns{~std::uint64_t{0}};  // shortest (max value: none yet)
+  std::atomic<std::uint64_t> max_ns{0};                  // longest
   std::atomic<double> sumsq{0};  // sum of squared durations, in seconds squared
-  std::atomic<std::uint64_t> samples[kTimerSamples];  // a reservoir of durations (ns)
+  /// Durations (ns): the first kTimerSamples calls, then a uniform reservoir
+  /// sample (call n replaces a random entry with probability kTimerSamples / n).
+  std::atomic<std::uint64_t> samples[kTimerSamples];
 };
 
 enum : std::uint32_t { kProcRunning = 0, kProcDone = 1, kProcFailed = 2 };
