@@ -500,4 +500,29 @@ TEST_F(SkprocessTest, AReplacementAfterOnFinishOnlyRedoesOnResult) {
   EXPECT_EQ(b->text(), "fxx");  // on_finish ran once
 }
 
+/// The seed's Pipe example: a Point handed to a Skprocess, used by its child.
+class PipeUser : public Skprocess<std::string> {
+ public:
+  explicit PipeUser(inorder::Pipe::Point point) : pipe_(std::move(point)) { config.runs = 1; }
+  void on_run() override {
+    pipe_.send(std::string("hello"));
+    got_ = pipe_.recv<std::string>();
+  }
+  std::string on_result() override { return got_; }
+
+ private:
+  inorder::Pipe::Point pipe_;
+  std::string got_;
+};
+
+TEST_F(SkprocessTest, APipePointHandedToASkprocessIsUsedByItsChild) {
+  auto [anchor, point] = inorder::Pipe::pair();
+  PipeUser p(std::move(point));
+  p.start();
+  EXPECT_EQ(anchor.recv<std::string>(), "hello");
+  anchor.send(std::string("world"));
+  EXPECT_EQ(p.result(), "world");
+  EXPECT_THROW((void)anchor.recv<std::string>(), inorder::PipeClosed);  // the child is gone
+}
+
 }  // namespace
