@@ -170,9 +170,11 @@ class Pipe {
   static constexpr std::size_t kDefaultCapacity = std::size_t{64} << 10;
 
   /// The end kept by the process that made the pair. send<T>(v) blocks only
-  /// while the ring is full; recv<T>() blocks until a message arrives;
-  /// try_recv_for<T>(timeout) returns std::nullopt when none began in time.
-  /// Each throws PipeClosed when the Point's process is gone and nothing is left.
+  /// while the ring is full, and throws PipeClosed if the peer closed its end
+  /// or is gone while the ring is full (a send into a ring with room does not
+  /// look further); recv<T>() blocks until a message arrives;
+  /// try_recv_for<T>(timeout) returns std::nullopt when none began in time;
+  /// both throw PipeClosed once the peer is gone and nothing it sent is left.
   class Anchor : public detail::PipeEnd {
    public:
     Anchor() = default;

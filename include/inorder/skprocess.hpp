@@ -153,7 +153,7 @@ class ProcessBase {
 
   /// Either side: sends a message to the other side. Blocks only while the
   /// channel is full. Throws NotStarted before start(), PipeClosed if the
-  /// other side is gone.
+  /// other side closed or is gone while the channel is full.
   template <class T>
   void tell(const T& message) {
     if (in_child_()) {
