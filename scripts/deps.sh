@@ -13,6 +13,7 @@ packages=(
   g++
   meson
   ninja-build
+  libsqlite3-dev
   pkg-config
   libgtest-dev
   libbenchmark-dev
@@ -21,7 +22,6 @@ packages=(
   libtbb-dev
   python3
   cmake
-  libsqlite3-dev
 )
 # Optional: only for regenerating docs/bench/*.png (bench/plot.py).
 bench_packages=(

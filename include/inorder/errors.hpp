@@ -125,4 +125,82 @@ class ShareTypeMismatch : public Error {
   using Error::Error;
 };
 
+/// A Pipe end (or a Skprocess's tell()/listen()) found its peer gone: the other
+/// end was closed, or the process using it exited. Messages the peer sent
+/// before it went are still delivered first; no call blocks on a peer that
+/// cannot answer.
+class PipeClosed : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A Skprocess call that needs a started process (tell, listen, wait, result,
+/// ...) was made before start().
+class NotStarted : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A Skprocess failed after its lives were spent. Thrown by result() (and
+/// run()) in the parent, and handed to the on_error() hook. Names the hook and
+/// the run where the last failure happened, and its cause.
+class ProcessError : public Error {
+ public:
+  /// How the last attempt failed.
+  enum class Kind {
+    kThrew,     ///< the hook threw an exception (type_name() and message() say which)
+    kTimedOut,  ///< the hook ran past its timeout; the process was killed
+    kCrashed,   ///< the process died (a signal, or an exit before it finished)
+    kKilled,    ///< kill() was called from the parent
+  };
+
+  ProcessError(Kind kind, std::string hook, std::uint64_t run, std::string type_name,
+               std::string message)
+      : Error(compose(kind, hook, run, type_name, message)),
+        kind_(kind),
+        hook_(std::move(hook)),
+        run_(run),
+        type_name_(std::move(type_name)),
+        message_(std::move(message)) {}
+
+  [[nodiscard]] Kind kind() const noexcept { return kind_; }
+  /// The hook that failed: "prerun", "run", "postrun", "onfinish", "result" or "error".
+  [[nodiscard]] const std::string& hook() const noexcept { return hook_; }
+  /// The run (iteration, counted from 0) the hook belonged to.
+  [[nodiscard]] std::uint64_t run() const noexcept { return run_; }
+  /// Demangled type of the exception (kThrew), else an inorder:: name.
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  /// what() of the exception, or the signal / exit status / timeout.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  /// type_name and message together: what went wrong.
+  [[nodiscard]] std::string cause() const {
+    return message_.empty() ? type_name_ : type_name_ + ": " + message_;
+  }
+
+ private:
+  static std::string compose(Kind kind, const std::string& hook, std::uint64_t run,
+                             const std::string& type, const std::string& msg) {
+    std::string s = "inorder: Skprocess hook ";
+    s += hook;
+    s += " failed at run ";
+    s += std::to_string(run);
+    s += kind == Kind::kThrew      ? " (threw): "
+         : kind == Kind::kTimedOut ? " (timed out): "
+         : kind == Kind::kCrashed  ? " (process crashed): "
+                                   : " (killed): ";
+    s += type;
+    if (!msg.empty()) {
+      s += ": ";
+      s += msg;
+    }
+    return s;
+  }
+
+  Kind kind_;
+  std::string hook_;
+  std::uint64_t run_;
+  std::string type_name_;
+  std::string message_;
+};
+
 }  // namespace inorder

@@ -467,6 +467,15 @@ class JobOf final : public Job<T> {
   Fn fn_;
 };
 
+/// The task Pool::map<Worker> sends: builds Worker(item) in the worker process
+/// and runs its lifecycle there (Worker::run_here(), see skprocess.hpp). A
+/// function template, so each Worker type gets a plain function pointer.
+template <class Worker, class Item, class R>
+R run_worker_here(Item item) {
+  Worker worker(std::move(item));
+  return static_cast<R>(worker.run_here());
+}
+
 }  // namespace detail
 
 /// What asynced() calls return: `co_await` it in any C++20 coroutine. Nothing
@@ -770,6 +779,18 @@ class Pool {
   template <class F, std::ranges::input_range Items>
   [[nodiscard]] std::vector<R> unordered_map(F f, Items&& items) {
     return view_().unordered_map(f, std::forward<Items>(items));
+  }
+
+  /// Skprocess classes: for each item, Worker(item) is constructed in a worker
+  /// process and runs its whole lifecycle there (Worker::run_here(): no extra
+  /// fork; lives apply to exceptions, Options::task_timeout to each item);
+  /// returns the results of on_result() in input order. Items must be
+  /// encodable. Otherwise as map(): a failed item throws ItemError.
+  template <class Worker, std::ranges::input_range Items>
+    requires requires(Worker& w) { w.run_here(); }
+  [[nodiscard]] std::vector<R> map(Items&& items) {
+    using Item = std::remove_cvref_t<std::ranges::range_reference_t<Items>>;
+    return map(&detail::run_worker_here<Worker, Item, R>, std::forward<Items>(items));
   }
 
   /// A lazy range of f(item) in input order. Pulls input only as results are
