@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,36 @@ int wait_child(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// A connection to the SQLite file `file`, opened once per process, that
+/// counts its opens and closes in shared memory.
+Reconnect<sqlite3*> counted_connection(const std::string& file, Counters* counters) {
+  return Reconnect<sqlite3*>(
+      [counters, file] {
+        sqlite3* h = nullptr;
+        if (sqlite3_open(file.c_str(), &h) != SQLITE_OK) throw std::runtime_error("open");
+        sqlite3_busy_timeout(h, 20000);
+        counters->opens.fetch_add(1);
+        return h;
+      },
+      [counters](sqlite3*& h) {
+        sqlite3_close(h);
+        counters->closes.fetch_add(1);
+      });
+}
+
+/// Rows of table t, or -1 if the query failed.
+int row_count(sqlite3* db) {
+  int rows = -1;
+  const int rc = sqlite3_exec(
+      db, "SELECT count(*) FROM t",
+      [](void* out, int, char** v, char**) {
+        *static_cast<int*>(out) = std::atoi(v[0]);
+        return 0;
+      },
+      &rows, nullptr);
+  return rc == SQLITE_OK ? rows : -1;
 }
 
 TEST_F(ReconnectTest, OpensOncePerProcessAndNeverUsesTheParentsResource) {
@@ -81,19 +112,7 @@ TEST_F(ReconnectTest, FourProcessesInsertThroughTheirOwnSqliteConnections) {
   close(fd);
   inorder_test::SharedBlock<Counters> c;
   Counters* counters = c.get();
-  const std::string file = path;
-  Reconnect<sqlite3*> db(
-      [counters, file] {
-        sqlite3* h = nullptr;
-        if (sqlite3_open(file.c_str(), &h) != SQLITE_OK) throw std::runtime_error("open");
-        sqlite3_busy_timeout(h, 20000);
-        counters->opens.fetch_add(1);
-        return h;
-      },
-      [counters](sqlite3*& h) {
-        sqlite3_close(h);
-        counters->closes.fetch_add(1);
-      });
+  Reconnect<sqlite3*> db = counted_connection(path, counters);
   ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
                          nullptr),
             SQLITE_OK);
@@ -116,15 +135,7 @@ TEST_F(ReconnectTest, FourProcessesInsertThroughTheirOwnSqliteConnections) {
     }
   }
   for (pid_t k : kids) EXPECT_EQ(wait_child(k), 0);
-  int rows = -1;
-  ASSERT_EQ(sqlite3_exec(
-                db.get(), "SELECT count(*) FROM t",
-                [](void* out, int, char** v, char**) {
-                  *static_cast<int*>(out) = std::atoi(v[0]);
-                  return 0;
-                },
-                &rows, nullptr),
-            SQLITE_OK);
+  const int rows = row_count(db.get());
   EXPECT_EQ(rows, 4 * kRows);
   EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per child
   EXPECT_EQ(counters->closes.load(), 4);  // the children's, each by its own process
@@ -159,19 +170,7 @@ TEST_F(ReconnectTest, FourSkprocessesInsertThroughTheirOwnConnectionsClosedAtThe
   close(fd);
   inorder_test::SharedBlock<Counters> c;
   Counters* counters = c.get();
-  const std::string file = path;
-  Reconnect<sqlite3*> db(
-      [counters, file] {
-        sqlite3* h = nullptr;
-        if (sqlite3_open(file.c_str(), &h) != SQLITE_OK) throw std::runtime_error("open");
-        sqlite3_busy_timeout(h, 20000);
-        counters->opens.fetch_add(1);
-        return h;
-      },
-      [counters](sqlite3*& h) {
-        sqlite3_close(h);
-        counters->closes.fetch_add(1);
-      });
+  Reconnect<sqlite3*> db = counted_connection(path, counters);
   ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
                          nullptr),
             SQLITE_OK);
@@ -181,15 +180,7 @@ TEST_F(ReconnectTest, FourSkprocessesInsertThroughTheirOwnConnectionsClosedAtThe
     for (auto& p : procs) p->start();
     for (auto& p : procs) EXPECT_EQ(p->result(), 50);
   }
-  int rows = -1;
-  ASSERT_EQ(sqlite3_exec(
-                db.get(), "SELECT count(*) FROM t",
-                [](void* out, int, char** v, char**) {
-                  *static_cast<int*>(out) = std::atoi(v[0]);
-                  return 0;
-                },
-                &rows, nullptr),
-            SQLITE_OK);
+  const int rows = row_count(db.get());
   EXPECT_EQ(rows, 4 * 50);
   EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per process
   EXPECT_EQ(counters->closes.load(), 4);  // each child closed its own as it finished
