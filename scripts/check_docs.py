@@ -9,7 +9,9 @@ split the block into pieces, each of which must be found in the same file, in
 order. A block whose first line is a comment naming a compiled source, e.g.
 "// examples/quickstart.cpp", must be found in that file. Blocks tagged
 anything else (```text, ```sh, ```cmake, ...) are not
-checked.
+checked, except build files: a block tagged ```cmake or ```meson must be
+found, the same way, in the CMake or meson consumer project CI builds
+(tests/consumers/cmake/CMakeLists.txt, tests/consumers/meson/meson.build).
 
 usage: check_docs.py SOURCE_ROOT
 Prints each block that is not found and exits 1 if there is any.
@@ -76,8 +78,19 @@ def main():
             sources[path] = normalise(path.read_text().splitlines())
     pages = [root / "README.md"] + sorted((root / "docs").glob("*.md"))
     checked, missing = 0, []
+    build_files = {
+        "cmake": root / "tests/consumers/cmake/CMakeLists.txt",
+        "meson": root / "tests/consumers/meson/meson.build",
+    }
     for page in pages:
         for start, lang, body in code_blocks(page):
+            if lang in build_files:
+                checked += 1
+                wanted = build_files[lang]
+                text = normalise(wanted.read_text().splitlines()) if wanted.exists() else []
+                if not find_in_order(text, pieces(body)):
+                    missing.append((page.relative_to(root), start, body))
+                continue
             if lang not in ("cpp", "c++"):
                 continue
             checked += 1
@@ -94,12 +107,12 @@ def main():
             if not any(find_in_order(lines, parts) for lines in candidates.values()):
                 missing.append((page.relative_to(root), start, body))
     for page, start, body in missing:
-        print(f"{page}:{start}: C++ block not found in any compiled source:")
+        print(f"{page}:{start}: block not found in any compiled source:")
         for line in body[:8]:
             print(f"    {line}")
         if len(body) > 8:
             print("    ...")
-    print(f"{checked} C++ blocks checked, {len(missing)} not taken from a compiled file")
+    print(f"{checked} C++ and build-file blocks checked, {len(missing)} not taken from a compiled file")
     return 1 if missing else 0
 
 
