@@ -124,7 +124,7 @@ std::string run_query(sqlite3* db, const std::string& msg, unsigned timeout_s) {
     pollfd pfd{requests, POLLIN, 0};
     const int ready = poll(&pfd, 1, 100);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) continue;               // no query yet
+    if (ready == 0) continue;                   // no query yet
     if (!recv_message(requests, query)) break;  // parent closed: stop
     const auto start = std::chrono::steady_clock::now();
     const std::string answer = run_query(db, query, 30);
@@ -166,8 +166,8 @@ int main(int argc, char** argv) {
   if (path.empty()) return 1;
 
   // Shared statistics, two pipes, then the worker.
-  void* mem = mmap(nullptr, sizeof(Stats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, sizeof(Stats), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return 1;
   auto* stats = new (mem) Stats{};
   pthread_mutexattr_t attr;

@@ -46,8 +46,7 @@ int main() {
   std::printf("%s\n", line.c_str());
 
   // The example checks itself, so CI can run it as a test.
-  bool ok = counting.counter.load() == 100 && log.size() == 100 &&
-            runs == std::vector<int>(10, 10);
+  bool ok = counting.counter.load() == 100 && log.size() == 100 && runs == std::vector<int>(10, 10);
   for (std::size_t i = 0; ok && i < log.size(); ++i) ok = log[i] == std::to_string(i + 1);
   if (!ok) std::printf("MISMATCH\n");
   return ok ? 0 : 1;

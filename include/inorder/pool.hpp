@@ -787,7 +787,7 @@ class Pool {
   /// returns the results of on_result() in input order. Items must be
   /// encodable. Otherwise as map(): a failed item throws ItemError.
   template <class Worker, std::ranges::input_range Items>
-    requires requires(Worker& w) { w.run_here(); }
+  requires requires(Worker& w) { w.run_here(); }
   [[nodiscard]] std::vector<R> map(Items&& items) {
     using Item = std::remove_cvref_t<std::ranges::range_reference_t<Items>>;
     return map(&detail::run_worker_here<Worker, Item, R>, std::forward<Items>(items));
