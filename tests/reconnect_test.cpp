@@ -63,6 +63,28 @@ int row_count(sqlite3* db) {
   return rc == SQLITE_OK ? rows : -1;
 }
 
+/// A fresh SQLite file with an empty table t, reached through a counted
+/// connection; the file is removed at the end of the test.
+struct SqliteFile {
+  SqliteFile() = default;
+  ~SqliteFile() {
+    db.reset();
+    if (fd >= 0) unlink(path);
+  }
+  SqliteFile(const SqliteFile&) = delete;
+  SqliteFile& operator=(const SqliteFile&) = delete;
+  [[nodiscard]] bool made() const { return ok; }
+
+  // Initialized in this order: the file, then its connection, then the table.
+  char path[32] = "/tmp/inorder-reconnect-XXXXXX";
+  int fd = mkstemp(path);
+  inorder_test::SharedBlock<Counters> counters;
+  Reconnect<sqlite3*> db = counted_connection(path, counters.get());
+  bool ok = fd >= 0 && close(fd) == 0 &&
+            sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
+                         nullptr) == SQLITE_OK;
+};
+
 TEST_F(ReconnectTest, OpensOncePerProcessAndNeverUsesTheParentsResource) {
   inorder_test::SharedBlock<Counters> c;
   Counters* counters = c.get();
@@ -106,16 +128,10 @@ TEST_F(ReconnectTest, CopiesOpenTheirOwnAndTheDestructorCloses) {
 }
 
 TEST_F(ReconnectTest, FourProcessesInsertThroughTheirOwnSqliteConnections) {
-  char path[] = "/tmp/inorder-reconnect-XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  inorder_test::SharedBlock<Counters> c;
-  Counters* counters = c.get();
-  Reconnect<sqlite3*> db = counted_connection(path, counters);
-  ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  SqliteFile file;
+  ASSERT_TRUE(file.made()) << "mkstemp or CREATE TABLE failed";
+  Counters* counters = file.counters.get();
+  Reconnect<sqlite3*>& db = file.db;
   constexpr int kRows = 250;
   pid_t kids[4];
   for (int w = 0; w < 4; ++w) {
@@ -139,8 +155,6 @@ TEST_F(ReconnectTest, FourProcessesInsertThroughTheirOwnSqliteConnections) {
   EXPECT_EQ(rows, 4 * kRows);
   EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per child
   EXPECT_EQ(counters->closes.load(), 4);  // the children's, each by its own process
-  db.reset();
-  unlink(path);
 }
 
 /// Inserts `rows` rows through its own connection: the Reconnect member was
@@ -164,16 +178,10 @@ class Inserter : public inorder::Skprocess<int> {
 };
 
 TEST_F(ReconnectTest, FourSkprocessesInsertThroughTheirOwnConnectionsClosedAtTheEnd) {
-  char path[] = "/tmp/inorder-reconnect-XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  inorder_test::SharedBlock<Counters> c;
-  Counters* counters = c.get();
-  Reconnect<sqlite3*> db = counted_connection(path, counters);
-  ASSERT_EQ(sqlite3_exec(db.get(), "CREATE TABLE t (worker INTEGER, n INTEGER)", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  SqliteFile file;
+  ASSERT_TRUE(file.made()) << "mkstemp or CREATE TABLE failed";
+  Counters* counters = file.counters.get();
+  Reconnect<sqlite3*>& db = file.db;
   {
     std::vector<std::unique_ptr<Inserter>> procs;
     for (int w = 0; w < 4; ++w) procs.push_back(std::make_unique<Inserter>(db, w));
@@ -184,8 +192,6 @@ TEST_F(ReconnectTest, FourSkprocessesInsertThroughTheirOwnConnectionsClosedAtThe
   EXPECT_EQ(rows, 4 * 50);
   EXPECT_EQ(counters->opens.load(), 5);   // the parent's and one per process
   EXPECT_EQ(counters->closes.load(), 4);  // each child closed its own as it finished
-  db.reset();
-  unlink(path);
 }
 
 }  // namespace
