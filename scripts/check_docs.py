@@ -13,6 +13,9 @@ checked, except build files: a block tagged ```cmake or ```meson must be
 found, the same way, in the CMake or meson consumer project CI builds
 (tests/consumers/cmake/CMakeLists.txt, tests/consumers/meson/meson.build).
 
+docs/guarantees.md names the test behind each promise: every `Suite.Name` it
+quotes must be a TEST or TEST_F of tests/*.cpp.
+
 usage: check_docs.py SOURCE_ROOT
 Prints each block that is not found and exits 1 if there is any.
 """
@@ -21,6 +24,8 @@ import re
 import sys
 
 FENCE = re.compile(r"^```(\S*)\s*$")
+TEST_DEF = re.compile(r"^TEST(?:_F)?\((\w+),\s*(\w+)\)", re.M)
+TEST_REF = re.compile(r"`((?:[A-Z]\w*Test|Faults|Lifecycle|Codec)\.[A-Z]\w+)`")
 SOURCE_NAME = re.compile(r"^// ((?:examples|tests|docs/snippets)/\S+\.cpp)$")
 
 
@@ -106,6 +111,18 @@ def main():
                 continue
             if not any(find_in_order(lines, parts) for lines in candidates.values()):
                 missing.append((page.relative_to(root), start, body))
+    test_names = set()
+    for path in sorted(root.glob("tests/*.cpp")):
+        for m in TEST_DEF.finditer(path.read_text()):
+            test_names.add(f"{m.group(1)}.{m.group(2)}")
+    guarantees = root / "docs/guarantees.md"
+    unknown = []
+    if guarantees.exists():
+        for m in TEST_REF.finditer(guarantees.read_text()):
+            if m.group(1) not in test_names:
+                unknown.append(m.group(1))
+    for name in unknown:
+        print(f"docs/guarantees.md: names {name}, which is no test in tests/*.cpp")
     for page, start, body in missing:
         print(f"{page}:{start}: block not found in any compiled source:")
         for line in body[:8]:
@@ -113,7 +130,7 @@ def main():
         if len(body) > 8:
             print("    ...")
     print(f"{checked} C++ and build-file blocks checked, {len(missing)} not taken from a compiled file")
-    return 1 if missing else 0
+    return 1 if missing or unknown else 0
 
 
 if __name__ == "__main__":
