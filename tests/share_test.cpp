@@ -546,7 +546,6 @@ TEST_F(ShareTest, AWorkerThatReplacesACrashedOneStillSeesTheShare) {
   EXPECT_EQ(count.load(), 2);
 }
 
-#if __has_include("inorder/skprocess.hpp")
 /// The seed's example: a process class that counts and logs each of its runs.
 class ShareCounter : public inorder::Skprocess<> {
  public:
@@ -577,11 +576,6 @@ TEST_F(ShareTest, SkprocessesStartedAfterTheShareCountAndLogInOrder) {
   ASSERT_EQ(messages.size(), 40u);
   for (int i = 0; i < 40; ++i) EXPECT_EQ(messages[i], std::to_string(i + 1));
 }
-#else
-TEST_F(ShareTest, SkprocessesStartedAfterTheShareCountAndLogInOrder) {
-  GTEST_SKIP() << "inorder/skprocess.hpp is not in this tree yet";
-}
-#endif
 
 TEST_F(ShareTest, WorkerForkedBeforeTheShareGetsShareNotInherited) {
   inorder::ParallelQueue<long> q({.workers = 1});  // forked before the Share exists
