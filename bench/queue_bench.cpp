@@ -12,8 +12,13 @@
 //   BM_CodecString/bytes:N, BM_CodecMap/entries:100
 //                                    encode + decode of one value in this process.
 //   BM_LargeResult/bytes:N           put -> get of a task returning N bytes.
+//   BM_QueueLifecycle/workers:N      one whole life of a queue: construct, put one
+//                                    task and get it, destroy. construct_us,
+//                                    first_task_us and destroy_us are the medians
+//                                    of each phase (docs/benchmarks.md, "Queue
+//                                    lifetime").
 //
-// Every queue is constructed before the timed loop: forking workers is not measured.
+// Every queue but BM_QueueLifecycle's is constructed before the timed loop.
 // Times of the queue benchmarks are wall-clock (UseRealTime): the benchmark thread
 // mostly waits, so its CPU time says little. The whole program runs in well under
 // a minute.
@@ -248,10 +253,7 @@ void BM_PipeRoundTrip(benchmark::State& state) {
   }
   set_latency_counters(state, samples_ns);
 }
-BENCHMARK(BM_PipeRoundTrip)
-    ->Iterations(kRoundTrips)
-    ->UseRealTime()
-    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PipeRoundTrip)->Iterations(kRoundTrips)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------------------
 // Codec: encode + decode of one value, in this process.
@@ -333,5 +335,36 @@ BENCHMARK(BM_LargeResult)
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+// A queue's whole life, phase by phase: what a program that makes short-lived
+// queues or pools pays. Construction forks the supervisor (which forks the
+// workers without the constructor waiting); the first task waits for a worker
+// to exist; destruction waits until every process has exited and is reaped.
+void BM_QueueLifecycle(benchmark::State& state) {
+  const auto workers = static_cast<unsigned>(state.range(0));
+  std::vector<double> construct_ns, first_ns, destroy_ns;
+  for (auto _ : state) {
+    const auto t0 = SteadyClock::now();
+    std::optional<inorder::ParallelQueue<int>> q;
+    q.emplace(inorder::Options{.workers = workers});
+    const auto t1 = SteadyClock::now();
+    q->put([](int x) { return x + 1; }, 41);
+    const std::optional<int> r = q->get();
+    const auto t2 = SteadyClock::now();
+    q.reset();
+    const auto t3 = SteadyClock::now();
+    if (r != 42) {
+      state.SkipWithError("wrong result");
+      break;
+    }
+    construct_ns.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
+    first_ns.push_back(std::chrono::duration<double, std::nano>(t2 - t1).count());
+    destroy_ns.push_back(std::chrono::duration<double, std::nano>(t3 - t2).count());
+  }
+  state.counters["construct_us"] = benchmark::Counter(percentile_us(construct_ns, 0.50));
+  state.counters["first_task_us"] = benchmark::Counter(percentile_us(first_ns, 0.50));
+  state.counters["destroy_us"] = benchmark::Counter(percentile_us(destroy_ns, 0.50));
+}
+BENCHMARK(BM_QueueLifecycle)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime()->Iterations(200);
 
 BENCHMARK_MAIN();

@@ -5,7 +5,10 @@
 #
 # Environment:
 #   INORDER_SANITIZE=0              skip the second pass (ASan + UBSan in build-asan/), on by default
-#   INORDER_TIMEOUT_MULTIPLIER=N    scale the per-test meson timeouts (default 1)
+#   INORDER_TIMEOUT_MULTIPLIER=N    scale every time bound of the suite (default 1): the
+#                                   per-test meson timeouts, and inside the tests the
+#                                   per-test watchdog and waits (tests/test_util.hpp).
+#                                   The sanitizer pass multiplies it by 4 on its own.
 #
 # The last line printed is "N passed, N failed" (", N skipped" is appended
 # when cases were skipped), summed over all passes and counted per test case.
@@ -25,6 +28,9 @@ else
 fi
 
 timeout_multiplier="${INORDER_TIMEOUT_MULTIPLIER:-1}"
+# ASan makes fork, exit and first touches of memory several times slower; the
+# tests scale their own bounds by the same factor (inorder_test::time_scale()).
+sanitizer_factor=4
 
 total_passed=0
 total_failed=0
@@ -68,9 +74,12 @@ run_suite() {
   "$python" scripts/count_junit.py clean "$build_dir"
 
   # Tests fork worker processes: run the executables one at a time.
-  local status=0
+  local status=0 multiplier="$timeout_multiplier"
+  if [[ "$build_dir" == build-asan ]]; then
+    multiplier="$(awk -v m="$timeout_multiplier" -v f="$sanitizer_factor" 'BEGIN { print m * f }')"
+  fi
   meson test -C "$build_dir" --no-rebuild --print-errorlogs \
-    --num-processes 1 --timeout-multiplier "$timeout_multiplier" || status=$?
+    --num-processes 1 --timeout-multiplier "$multiplier" || status=$?
 
   local counts passed failed skipped
   if ! counts="$("$python" scripts/count_junit.py count "$build_dir" --meson-status "$status")"; then

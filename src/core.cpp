@@ -101,15 +101,24 @@ Validated validate(const Options& o) {
 }
 
 std::string broken_reason(const Control& c) {
-  if (c.broken.load(std::memory_order_acquire) == kBrokenBySupervisor)
+  const std::uint32_t why = c.broken.load(std::memory_order_acquire);
+  if (why == kBrokenBySupervisor)
     return "inorder: the queue is broken: its supervisor process vanished (killed from "
            "outside?), so no task can finish";
+  if (why == kBrokenByStart)
+    return std::string(
+               "inorder: the queue is broken: its supervisor could not fork the worker "
+               "processes (fork: ") +
+           std::strerror(c.start_errno.load(std::memory_order_relaxed)) + ")";
   return "inorder: the queue is broken: more than " + std::to_string(c.max_restarts) +
          " worker restarts within " + std::to_string(c.restart_window_ns / 1'000'000) +
          " ms (Options::max_restarts / restart_window); every unfinished task fails";
 }
 
 }  // namespace
+
+/// Parent-side waits sleep at most this long before checking the supervisor.
+constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
 
 struct Core::Impl {
   Options opts;
@@ -185,15 +194,27 @@ struct Core::Impl {
     wake_everyone();
   }
 
+  /// Waits until the supervisor has forked the first workers (or failed to,
+  /// or vanished). Construction does not wait: only callers that read the
+  /// workers' records (stats()) do.
+  void await_start() {
+    Control& c = *r.ctl;
+    for (;;) {
+      const std::uint32_t st = c.started.load(std::memory_order_acquire);  // pairs with run()
+      if (st != 0) return;
+      futex_wait(c.started, st, Clock::now() + kLivenessCheck);
+      if (c.started.load(std::memory_order_acquire) != 0) return;
+      check_supervisor();
+      if (c.broken.load(std::memory_order_acquire) != 0) return;
+    }
+  }
+
   void wake_everyone() noexcept {
     r.ctl->task_ec.notify_all();
     r.ctl->result_ec.notify_all();
     r.ctl->progress_ec.notify_all();
   }
 };
-
-/// Parent-side waits sleep at most this long before checking the supervisor.
-constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
 
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
@@ -266,11 +287,24 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   c.wake_fd = m.wake_fd;
 
   // The supervisor forks the workers (and later their replacements) from a
-  // single-threaded process; see src/supervisor.cpp.
+  // single-threaded process; see src/supervisor.cpp. The constructor does not
+  // wait for those forks: the chain fork -> supervisor runs -> fork -> worker
+  // runs costs milliseconds (docs/benchmarks.md, "Queue lifetime"), and puts
+  // need no worker to exist. A fork that fails there breaks the queue
+  // (kBrokenByStart): the next put() or get() throws QueueBroken saying why.
+  // The supervisor watches the parent through a pidfd opened here, so that it
+  // does not spend a system call on it before its first fork.
   const pid_t parent = getpid();
+  const int parent_fd = pidfd_open(parent);
+  if (parent_fd < 0) throw_errno("inorder: pidfd_open");
   const pid_t pid = fork();
-  if (pid < 0) throw_errno("inorder: fork of the supervisor");
-  if (pid == 0) supervisor_main(m.r, m.opts, parent, m.wake_fd);  // never returns
+  if (pid == 0) supervisor_main(m.r, m.opts, parent, parent_fd, m.wake_fd);  // never returns
+  const int fork_errno = errno;
+  close(parent_fd);
+  if (pid < 0) {
+    errno = fork_errno;
+    throw_errno("inorder: fork of the supervisor");
+  }
   m.supervisor = pid;
   m.supervisor_fd = pidfd_open(pid);
   if (m.supervisor_fd < 0) {
@@ -278,22 +312,6 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     throw std::system_error(err, std::generic_category(), "inorder: pidfd_open");
-  }
-  // Wait until the workers exist, so stats() and the first put see them.
-  for (;;) {
-    const std::uint32_t st = c.started.load(std::memory_order_acquire);
-    if (st == kStartOk) break;
-    if (st == kStartFailed) {
-      const int err = c.start_errno.load(std::memory_order_relaxed);
-      std::lock_guard lock(m.proc_mu);
-      m.wait_exit(kForever);
-      throw std::system_error(err, std::generic_category(), "inorder: fork of a worker");
-    }
-    futex_wait(c.started, st, Clock::now() + kLivenessCheck);
-    std::lock_guard lock(m.proc_mu);
-    if (c.started.load(std::memory_order_acquire) == 0 && m.try_reap())
-      throw std::system_error(ECHILD, std::generic_category(),
-                              "inorder: the supervisor exited during start-up");
   }
 }
 
@@ -576,6 +594,7 @@ bool Core::is_alive() {
 Stats Core::stats() {
   Impl& m = *impl_;
   Control& c = *m.r.ctl;
+  m.await_start();  // the workers' records are filled in by the supervisor
   Stats s;
   s.capacity = c.capacity;
   s.window = c.window;

@@ -58,9 +58,10 @@ struct Region {
 
 /// Runs the supervisor in a freshly forked child of the queue's owner: forks
 /// the workers, replaces the ones that die, enforces task timeouts and the
-/// restart cap; never returns.
+/// restart cap; never returns. `parent_fd` is a pidfd of `parent`, opened
+/// by the parent before the fork.
 [[noreturn]] void supervisor_main(const Region& region, const Options& opts, pid_t parent,
-                                  int wake_fd);
+                                  int parent_fd, int wake_fd);
 
 /// Readable name of a type ("std::out_of_range" rather than "St12out_of_range").
 std::string demangle(const std::type_info& type);

@@ -85,12 +85,16 @@ struct Control {
   /// A waiter that sees it set re-reads put_word for the authoritative value.
   std::atomic<std::uint32_t> closed{0};
   /// Set once by the supervisor when the restart cap is reached (kBrokenByRestarts)
-  /// or by the parent when the supervisor vanished (kBrokenBySupervisor). Every
-  /// slot not yet kDone then fails at get(), put() throws QueueBroken.
+  /// or it could not fork the first workers (kBrokenByStart), or by the parent
+  /// when the supervisor vanished (kBrokenBySupervisor). Every slot not yet
+  /// kDone then fails at get(), put() throws QueueBroken.
   std::atomic<std::uint32_t> broken{0};
-  /// Set by the supervisor once the first workers are forked (futex word; the
-  /// constructor waits on it). kStartFailed carries start_errno.
+  /// Set by the supervisor once the first workers are forked (futex word):
+  /// kStartOk (release, after every worker's pid and alive flag are stored;
+  /// stats() acquires it before reading them) or kStartFailed. The
+  /// constructor does not wait for it: the forks overlap the caller's puts.
   std::atomic<std::uint32_t> started{0};
+  /// errno of the failed fork (written before started = kStartFailed).
   std::atomic<int> start_errno{0};
   /// Workers replaced after a crash or timeout, ever (relaxed, for stats).
   std::atomic<std::uint64_t> restarts{0};
@@ -127,7 +131,7 @@ inline void close_puts(Control& c) noexcept {
   c.closed.store(1, std::memory_order_seq_cst);
 }
 
-enum : std::uint32_t { kBrokenByRestarts = 1, kBrokenBySupervisor = 2 };
+enum : std::uint32_t { kBrokenByRestarts = 1, kBrokenBySupervisor = 2, kBrokenByStart = 3 };
 enum : std::uint32_t { kStartOk = 1, kStartFailed = 2 };
 
 /// One per worker, written only by that worker (and by the parent before fork).

@@ -53,32 +53,43 @@ std::string describe_exit(pid_t pid, int status) {
 
 class Supervisor {
  public:
-  Supervisor(const Region& r, const Options& opts, pid_t parent, int wake_fd)
+  Supervisor(const Region& r, const Options& opts, pid_t parent, int parent_fd, int wake_fd)
       : r_(r),
         c_(*r.ctl),
         opts_(opts),
         parent_(parent),
         wake_fd_(wake_fd),
+        parent_fd_(parent_fd),
         pids_(c_.workers, 0),
         pidfds_(c_.workers, -1),
         timed_out_(c_.workers, 0),
         timed_out_valid_(c_.workers, false) {}
 
   [[noreturn]] void run() {
-    parent_fd_ = pidfd_open(parent_);
-    if (parent_fd_ < 0 || getppid() != parent_) _exit(0);  // parent already gone
+    // parent_fd_ was opened by the parent before the fork (one system call
+    // less on the path to the first worker); a parent that is already gone
+    // shows as a readable pidfd in the first poll below.
+    if (getppid() != parent_) _exit(0);
 
     for (unsigned w = 0; w < c_.workers; ++w) {
+      // Destroyed before it started: no point forking the rest.
+      if (c_.shutdown.load(std::memory_order_acquire) != 0) break;
       if (!spawn(w)) {
+        // Nobody waits for this synchronously: break the queue, so every
+        // put() and get() fails at once with the reason (broken_reason()).
         c_.start_errno.store(errno, std::memory_order_relaxed);
         c_.started.store(kStartFailed, std::memory_order_release);
-        futex_wake(c_.started, 1 << 30);
+        futex_wake(c_.started, kWakeAll);
+        c_.broken.store(kBrokenByStart, std::memory_order_seq_cst);
+        close_puts(c_);
+        c_.result_ec.notify_all();
+        c_.progress_ec.notify_all();
         kill_all_and_reap();
         _exit(1);
       }
     }
-    c_.started.store(kStartOk, std::memory_order_release);  // pairs with the constructor's wait
-    futex_wake(c_.started, 1 << 30);
+    c_.started.store(kStartOk, std::memory_order_release);  // pairs with Impl::await_start
+    futex_wake(c_.started, kWakeAll);
 
     for (;;) {
       std::vector<pollfd> fds;
@@ -318,7 +329,7 @@ class Supervisor {
   const Options& opts_;
   pid_t parent_;
   int wake_fd_;
-  int parent_fd_ = -1;
+  int parent_fd_;
   std::vector<pid_t> pids_;
   std::vector<int> pidfds_;               ///< -1: no live process in this worker slot
   std::vector<std::uint32_t> timed_out_;  ///< sequence killed for its timeout
@@ -328,11 +339,12 @@ class Supervisor {
 
 }  // namespace
 
-void supervisor_main(const Region& region, const Options& opts, pid_t parent, int wake_fd) {
+void supervisor_main(const Region& region, const Options& opts, pid_t parent, int parent_fd,
+                     int wake_fd) {
   signal(SIGINT, SIG_IGN);  // Ctrl-C is the parent's decision
   prctl(PR_SET_NAME, "inorder-super", 0, 0, 0);
   enable_light_notify();  // it notifies when it fails or retries a task (sync.hpp)
-  Supervisor s(region, opts, parent, wake_fd);
+  Supervisor s(region, opts, parent, parent_fd, wake_fd);
   s.run();
 }
 

@@ -33,11 +33,15 @@
 #include <sched.h>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 
 #include "inorder/detail/config.hpp"
 #include "inorder/detail/core.hpp"
 
 namespace inorder::detail {
+
+/// futex_wake's count for "every sleeper".
+inline constexpr int kWakeAll = std::numeric_limits<int>::max();
 
 /// Sleeps until *word != expected, a wake, or `deadline` (kForever: no limit).
 /// Returns false only when the deadline passed. Spurious returns are allowed.
@@ -94,7 +98,7 @@ struct alignas(kCacheLine) EventCount {
     }
   }
   void notify_one() noexcept { notify(1); }
-  void notify_all() noexcept { notify(1 << 30); }
+  void notify_all() noexcept { notify(kWakeAll); }
 
   /// Waits until cond() is true or `deadline` passes; returns cond()'s last
   /// value. Spins briefly, then yields, then sleeps on the futex.

@@ -98,7 +98,7 @@ TEST_F(SkprocessTest, WithoutRunsItRunsUntilTheParentStopsIt) {
   EXPECT_TRUE(p.is_alive());
   EXPECT_FALSE(p.wait(1ms));
   p.stop();
-  EXPECT_TRUE(p.wait(20s));
+  EXPECT_TRUE(p.wait(inorder_test::scaled(20s)));
   EXPECT_GE(p.result(), 1u);
   EXPECT_EQ(p.result(), p.current_run());  // result() may be read again
 }
@@ -261,7 +261,7 @@ TEST_F(SkprocessTest, AHookPastItsTimeoutIsKilledAndTheErrorSaysSo) {
     // after its limit (a generous margin: this checks the kill, not speed).
     EXPECT_EQ(kill(b->child_pid.load(), 0), -1);
     EXPECT_GE(waited_ms, 100.0);
-    EXPECT_LT(waited_ms, 100.0 + 2000.0);
+    EXPECT_LT(waited_ms, 100.0 + 2000.0 * inorder_test::time_scale());
   }
 }
 
@@ -324,7 +324,8 @@ TEST_F(SkprocessTest, TellAndListenWorkBothWaysWithTimeouts) {
   EXPECT_EQ(p.listen<std::string>(20ms), std::nullopt);  // nothing told yet: times out
   for (int i = 0; i < 10; ++i) {
     p.tell("print " + std::to_string(i));
-    EXPECT_EQ(p.listen<std::string>(20s), "print " + std::to_string(i) + " received");
+    EXPECT_EQ(p.listen<std::string>(inorder_test::scaled(20s)),
+              "print " + std::to_string(i) + " received");
   }
   p.tell(std::string("stop"));
   EXPECT_EQ(p.result(), 10);

@@ -2,6 +2,10 @@
 //
 // - A per-test watchdog: alarm() armed when each test starts, so a hang kills
 //   the test binary (and fails it) long before the meson timeout.
+// - time_scale() and scaled(): every time bound in the suite (the watchdog,
+//   wait_until(), the few "within N s" promises) is multiplied by it, so the
+//   bounds hold on a slow, freshly booted, busy 2-core machine and under the
+//   sanitizers; volume() trims loops whose count only serves volume.
 // - LeakCheck: a fixture that records this process's open fds, children and
 //   /dev/shm entries before a test and fails the test if any new one is left
 //   after it (no zombie, no live child, no fd, no shared-memory name).
@@ -23,6 +27,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <new>
 #include <set>
@@ -31,6 +36,51 @@
 #include <vector>
 
 namespace inorder_test {
+
+/// Built with AddressSanitizer (GCC defines __SANITIZE_ADDRESS__; clang has
+/// __has_feature). ASan makes fork, first touches of memory and process exit
+/// several times slower: a fresh machine measured 4.5 ms per queue
+/// create/destroy cycle without it, and more than 12 ms with it.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+/// Factor applied to every time bound of the suite: INORDER_TIMEOUT_MULTIPLIER
+/// (the same variable scripts/test.sh gives meson; default 1), times 4 under
+/// the sanitizers. Never below 1.
+inline double time_scale() {
+  static const double scale = [] {
+    double m = 1.0;
+    if (const char* env = std::getenv("INORDER_TIMEOUT_MULTIPLIER")) {
+      char* end = nullptr;
+      const double v = std::strtod(env, &end);
+      if (end != env && v >= 1.0) m = v;
+    }
+    return kSanitized ? 4.0 * m : m;
+  }();
+  return scale;
+}
+
+/// A time bound scaled by time_scale(): `scaled(2s)` is 2 s on a plain build.
+template <class Rep, class Period>
+std::chrono::milliseconds scaled(std::chrono::duration<Rep, Period> d) {
+  const auto base = std::chrono::duration_cast<std::chrono::duration<double, std::milli>>(d);
+  return std::chrono::milliseconds(static_cast<long long>(base.count() * time_scale()));
+}
+
+/// Iteration count for loops that only serve volume: `n` on a plain build,
+/// n / 10 (at least `floor`) under the sanitizers, whose every fork and exit
+/// costs several times more. What such a loop checks (nothing left behind,
+/// order kept) does not depend on the count.
+inline long volume(long n, long floor = 1) { return kSanitized ? std::max(n / 10, floor) : n; }
 
 inline std::set<std::string> list_dir(const char* path) {
   std::set<std::string> names;
@@ -108,10 +158,11 @@ class SharedBlock {
   T* ptr_;
 };
 
-/// Polls `cond` until it holds or `timeout` passes; returns its last value.
+/// Polls `cond` until it holds or `timeout` (scaled by time_scale()) passes;
+/// returns its last value.
 template <class Cond>
 bool wait_until(Cond&& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (!cond()) {
     if (std::chrono::steady_clock::now() >= deadline) return cond();
     sched_yield();
@@ -121,10 +172,15 @@ bool wait_until(Cond&& cond, std::chrono::milliseconds timeout = std::chrono::se
 }
 
 /// Arms alarm() for every test: a hung test dies with SIGALRM and fails.
+/// 120 s on a plain build, scaled by time_scale(); the meson timeout of each
+/// test binary (tests/meson.build) is scaled by the same multiplier.
 class Watchdog : public ::testing::EmptyTestEventListener {
  public:
   static constexpr unsigned kSecondsPerTest = 120;
-  void OnTestStart(const ::testing::TestInfo&) override { alarm(kSecondsPerTest); }
+  static unsigned seconds() {
+    return static_cast<unsigned>(static_cast<double>(kSecondsPerTest) * time_scale());
+  }
+  void OnTestStart(const ::testing::TestInfo&) override { alarm(seconds()); }
   void OnTestEnd(const ::testing::TestInfo&) override { alarm(0); }
 };
 

@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,8 +25,16 @@ namespace snippets {
 class Checker {
  public:
   /// Arms a watchdog: a hang kills the program (SIGALRM) and fails its test.
+  /// Scaled like every bound of the test suite: by INORDER_TIMEOUT_MULTIPLIER,
+  /// and by 4 under AddressSanitizer.
   explicit Checker(const char* program, unsigned watchdog_seconds = 30) : program_(program) {
-    alarm(watchdog_seconds);
+    double scale = 1.0;
+    if (const char* env = std::getenv("INORDER_TIMEOUT_MULTIPLIER"))
+      scale = std::max(1.0, std::strtod(env, nullptr));
+#if defined(__SANITIZE_ADDRESS__)
+    scale *= 4;
+#endif
+    alarm(static_cast<unsigned>(watchdog_seconds * scale));
   }
 
   /// Records a mismatch when `ok` is false.

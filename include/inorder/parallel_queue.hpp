@@ -98,8 +98,12 @@ class ParallelQueue {
  public:
   using value_type = R;
 
-  /// Forks `opts.workers` worker processes. Throws std::invalid_argument naming
-  /// a bad field, std::system_error if mmap or fork fails.
+  /// Forks the queue's supervisor process, which forks `opts.workers` worker
+  /// processes. Returns without waiting for the workers: tasks put meanwhile
+  /// wait in the ring (stats() waits until the workers exist). Throws
+  /// std::invalid_argument naming a bad field, std::system_error if mmap or
+  /// the fork of the supervisor fails; if the supervisor cannot fork a worker,
+  /// the queue is Broken and put()/get() throw QueueBroken saying so.
   /// Call from the thread that will own the queue; forking copies only that
   /// thread, so a task must not rely on locks other threads held at that moment.
   explicit ParallelQueue(const Options& opts = {}) : core_(opts) {}
