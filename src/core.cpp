@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "inorder/detail/core.hpp"
 #include "inorder/errors.hpp"
@@ -40,12 +42,17 @@ constexpr std::size_t kDefaultMinWindow = 256;
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
+/// Hard bound of the pending stage: live sequence numbers must stay within
+/// 2^31 of each other (shared.hpp), so claims never run further ahead.
+constexpr std::size_t kMaxPending = std::size_t{1} << 30;
+
 struct Validated {
   unsigned workers;
   std::size_t window;
   std::size_t capacity;
   std::size_t inline_bytes;
   std::size_t spill_bytes;
+  std::size_t max_pending;
 };
 
 Validated validate(const Options& o) {
@@ -97,6 +104,7 @@ Validated validate(const Options& o) {
   if (o.lives > 1000) throw std::invalid_argument("inorder: Options::lives must be <= 1000");
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
+  v.max_pending = std::min(o.max_pending.value_or(kMaxPending), kMaxPending);
   return v;
 }
 
@@ -119,10 +127,119 @@ std::string broken_reason(const Control& c) {
 
 /// Parent-side waits sleep at most this long before checking the supervisor.
 constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
+/// How long past shutdown_grace the destructor waits for the supervisor's exit.
+constexpr auto kSupervisorExitMargin = std::chrono::seconds(10);
+
+/// A task (or pass-through value) claimed while its ring slot still held an
+/// earlier lap: its encoded bytes wait here, in the parent, until the getter
+/// that frees the slot (or the producer's own commit, if the slot is free by
+/// then) moves them in. Lives in Impl::pending, keyed by sequence number.
+struct Pending {
+  std::vector<std::byte> bytes;  ///< at least one byte, so data() is never null
+  std::size_t len = 0;           ///< bytes of payload (commit_put's `bytes`)
+  Invoker invoker = nullptr;     ///< null: a pass-through value
+  std::uint32_t timeout_ms = 0;  ///< the task's own time limit, as commit_put got it
+  bool committed = false;        ///< commit_put has run: the bytes are complete
+};
+/// Keyed by sequence number (only looked up, never walked in order, so the
+/// wrap of sequence numbers does not matter). A std::map because a node can
+/// be made before a claim and inserted after it without allocating: nothing
+/// between a claim and its commit may throw, or the claimed position would
+/// never be filled.
+using PendingMap = std::map<std::uint32_t, Pending>;
 
 struct Core::Impl {
   Options opts;
   Region r;
+  std::size_t max_pending = 0;  ///< Validated::max_pending
+
+  /// The pending stage (Options::max_pending). An entry exists for sequence
+  /// s from the producer's claim of s until s is moved into its slot; the
+  /// slot of s is freed only by end_get of s - capacity, and both end_get and
+  /// commit_put look for the entry under pending_mu after their own store, so
+  /// whichever of the two comes second moves it (never both, never neither).
+  std::mutex pending_mu;
+  PendingMap pending;  ///< guarded by pending_mu
+  /// Entries in `pending` plus claims being staged: reserved by a producer
+  /// (CAS, never past max_pending) before its claim, released when the entry
+  /// is moved into the ring. Zero means "no entry", so the common path of
+  /// commit_put and end_get costs one relaxed load. A check that misses an
+  /// entry by a race is caught by the getters' backstop (move_stuck()).
+  std::atomic<std::size_t> staged{0};
+
+  /// Moves entry `it` into its slot if the slot is free for it; returns
+  /// whether it did. Caller holds pending_mu; the entry is committed.
+  bool move_in_if_free(PendingMap::iterator it) noexcept {
+    const std::uint32_t s = it->first;
+    SlotHeader& h = r.slot(s);
+    // Pairs with end_get's release of the previous lap.
+    if (h.state.load(std::memory_order_acquire) != make_state(s, kFree)) return false;
+    Pending& e = it->second;
+    std::byte* dst = e.len > r.ctl->inline_bytes ? r.spill_area(s)
+                     : e.invoker != nullptr      ? r.task_area(h)
+                                                 : r.result_area(h);
+    std::memcpy(dst, e.bytes.data(), e.len);
+    publish(s, e.invoker, e.len, e.timeout_ms);
+    pending.erase(it);
+    staged.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  /// If sequence `s` waits in the pending stage, committed, and its slot is
+  /// free: moves it in. Wakes producers held back by max_pending.
+  void try_move(std::uint32_t s) noexcept {
+    if (staged.load(std::memory_order_relaxed) == 0) return;
+    if (r.slot(s).state.load(std::memory_order_acquire) != make_state(s, kFree)) return;
+    bool moved = false;
+    {
+      std::lock_guard lock(pending_mu);
+      const auto it = pending.find(s);
+      if (it != pending.end() && it->second.committed) moved = move_in_if_free(it);
+    }
+    if (moved) r.ctl->progress_ec.notify_all();
+  }
+
+  /// The getters' backstop: moves every committed entry among the next
+  /// `capacity` positions whose slot is free. end_get and commit_put each
+  /// look for the other after their own store, ordered by a fence and a
+  /// membarrier; this covers a membarrier that failed. An in-order getter
+  /// calls try_move() for its own position before it sleeps; a completion-order
+  /// getter calls this when its wait reaches the liveness check.
+  void move_stuck() noexcept {
+    if (staged.load(std::memory_order_relaxed) == 0) return;
+    const std::uint32_t from = r.ctl->emit.load(std::memory_order_acquire);
+    for (std::uint32_t k = 0; k < r.ctl->capacity; ++k) try_move(from + k);
+  }
+
+  /// Publishes a slot whose payload is written: kReady for a task (a worker
+  /// claims it), kDone for a pass-through value.
+  void publish(std::uint32_t seq, Invoker invoker, std::size_t bytes,
+               std::uint32_t timeout_ms) noexcept {
+    Control& c = *r.ctl;
+    SlotHeader& h = r.slot(seq);
+    const bool spilled = bytes > c.inline_bytes;
+    h.invoker = invoker;
+    h.attempts = 0;
+    h.timeout_ms = timeout_ms;
+    if (invoker != nullptr) {
+      h.task_len = bytes;
+      h.task_spilled = spilled;
+      h.state.store(make_state(seq, kReady),
+                    std::memory_order_release);  // pairs with the worker's claim
+      c.task_ec.notify_one();
+    } else {
+      // A pass-through value: finished at once, no worker involved.
+      h.task_len = 0;
+      h.task_spilled = 0;
+      h.result_len = bytes;
+      h.result_spilled = spilled;
+      h.result_error = 0;
+      h.result_pid = 0;
+      h.state.store(make_state(seq, kDone), std::memory_order_release);  // pairs with begin_get
+      c.result_ec.notify_all();
+      c.task_ec.notify_all();  // a worker parked on this slot must step over it
+    }
+  }
   void* main_map = nullptr;
   std::size_t main_bytes = 0;
   void* spill_map = nullptr;
@@ -219,6 +336,7 @@ struct Core::Impl {
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
   Impl& m = *impl_;
+  m.max_pending = v.max_pending;
 
   // One mapping for control, worker records and slots; anonymous and shared,
   // so it is inherited by fork and has no name anywhere.
@@ -281,6 +399,8 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.restart_window).count());
   c.grace_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.shutdown_grace).count());
+  c.max_tasks_per_worker = opts.max_tasks_per_worker;
+  c.max_worker_rss = opts.max_worker_rss;
 
   m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (m.wake_fd < 0) throw_errno("inorder: eventfd");
@@ -324,11 +444,14 @@ Core::~Core() {
   m.wake_supervisor();
   std::lock_guard lock(m.proc_mu);
   if (m.supervisor_fd < 0) return;
-  // The supervisor gives busy workers the grace period, then SIGKILLs them and
-  // exits; allow it that long plus a margin before killing it too (its
-  // workers then die of PR_SET_PDEATHSIG).
+  // The supervisor gives busy workers the grace period, then SIGKILLs them,
+  // reaps them and exits; allow it that long plus a margin before killing it
+  // too. That last resort leaves its workers (killed by PR_SET_PDEATHSIG) to
+  // be reaped by init, so the margin is generous: it is for a supervisor that
+  // is wedged, not for one that is slow on a machine with many more runnable
+  // processes than cores (there a few forks and exits take seconds).
   try {
-    if (m.wait_exit(Clock::now() + m.opts.shutdown_grace + std::chrono::seconds(2))) return;
+    if (m.wait_exit(Clock::now() + m.opts.shutdown_grace + kSupervisorExitMargin)) return;
   } catch (...) {
   }
   kill(m.supervisor, SIGKILL);
@@ -340,12 +463,14 @@ Core::~Core() {
 
 std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
                            std::uint32_t& seq) {
-  const Region& r = impl_->r;
+  Impl& m = *impl_;
+  const Region& r = m.r;
   Control& c = *r.ctl;
   if (bytes > c.spill_bytes)
     throw PayloadTooLarge("inorder: put(): payload encodes to " + std::to_string(bytes) +
                           " bytes, above Options::max_spill_bytes (" +
                           std::to_string(c.spill_bytes) + ")");
+  PendingMap spare;  // the pending entry, made before a staged claim (see PendingMap)
   for (;;) {
     std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
     if (pw & kClosedBit) {
@@ -366,48 +491,77 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
       }
       continue;
     }
-    // Full: slot p still holds the result of p - capacity. Wait for a getter.
+    // Slot p still holds the result of an earlier lap. Stage the payload in
+    // this process if the pending stage has room (Options::max_pending).
+    std::size_t n = m.staged.load(std::memory_order_relaxed);
+    while (n < m.max_pending &&
+           !m.staged.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
+    }
+    if (n < m.max_pending) {
+      try {
+        if (spare.empty())
+          spare.try_emplace(0).first->second.bytes.resize(std::max<std::size_t>(bytes, 1));
+      } catch (...) {
+        m.staged.fetch_sub(1, std::memory_order_relaxed);
+        throw;
+      }
+      if (!c.put_word.compare_exchange_weak(pw, static_cast<std::uint32_t>(p + 1),
+                                            std::memory_order_acq_rel)) {
+        m.staged.fetch_sub(1, std::memory_order_relaxed);
+        continue;
+      }
+      // Claimed: from here to commit_put nothing allocates or throws.
+      seq = p;
+      auto node = spare.extract(spare.begin());
+      node.key() = p;
+      node.mapped().len = bytes;
+      std::byte* dst = node.mapped().bytes.data();
+      std::lock_guard lock(m.pending_mu);
+      m.pending.insert(std::move(node));
+      return dst;
+    }
+    // Full, and so is the pending stage: wait for a getter.
     const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     const bool moved = c.progress_ec.await(
         [&] {
           return c.put_word.load(std::memory_order_acquire) != pw ||
-                 h.state.load(std::memory_order_acquire) != st;
+                 h.state.load(std::memory_order_acquire) != st ||
+                 m.staged.load(std::memory_order_relaxed) < m.max_pending;
         },
         deadline == kNoWait ? kNoWait : step);
     if (!moved) {
       if (deadline == kNoWait || Clock::now() >= deadline) return nullptr;
-      impl_->check_supervisor();
+      m.check_supervisor();
     }
   }
 }
 
 void Core::commit_put(std::uint32_t seq, Invoker invoker, std::size_t bytes,
                       std::uint32_t timeout_ms) noexcept {
-  const Region& r = impl_->r;
-  Control& c = *r.ctl;
-  SlotHeader& h = r.slot(seq);
-  const bool spilled = bytes > c.inline_bytes;
-  h.invoker = invoker;
-  h.attempts = 0;
-  h.timeout_ms = timeout_ms;
-  if (invoker != nullptr) {
-    h.task_len = bytes;
-    h.task_spilled = spilled;
-    h.state.store(make_state(seq, kReady),
-                  std::memory_order_release);  // pairs with the worker's claim
-    c.task_ec.notify_one();
-  } else {
-    // A pass-through value: finished at once, no worker involved.
-    h.task_len = 0;
-    h.task_spilled = 0;
-    h.result_len = bytes;
-    h.result_spilled = spilled;
-    h.result_error = 0;
-    h.result_pid = 0;
-    h.state.store(make_state(seq, kDone), std::memory_order_release);  // pairs with begin_get
-    c.result_ec.notify_all();
-    c.task_ec.notify_all();  // a worker parked on this slot must step over it
+  Impl& m = *impl_;
+  // A relaxed load sees this thread's own reservation: only a staged claim
+  // made by some thread leads into the lock.
+  if (m.staged.load(std::memory_order_relaxed) != 0) {
+    std::lock_guard lock(m.pending_mu);
+    const auto it = m.pending.find(seq);
+    if (it != m.pending.end()) {
+      Pending& e = it->second;
+      e.invoker = invoker;
+      e.timeout_ms = timeout_ms;
+      e.committed = true;
+      // The slot may have been freed since the claim; end_get looks for this
+      // entry after its release store and finds it committed only from now.
+      // The heavy barrier pairs with the fence in end_get's notify (an
+      // asymmetric EventCount: sync.hpp); a miss is caught by move_stuck().
+      if (m.r.ctl->progress_ec.asymmetric != 0 && light_notify_enabled())
+        heavy_barrier();
+      else
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+      m.move_in_if_free(it);
+      return;
+    }
   }
+  m.publish(seq, invoker, bytes, timeout_ms);
 }
 
 namespace {
@@ -486,6 +640,7 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       }
       continue;
     }
+    impl_->try_move(n);  // n may wait in the parent with its slot free (see move_stuck)
     const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     const bool moved = c.result_ec.await(
         [&] {
@@ -513,8 +668,11 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
     const auto put = static_cast<std::uint32_t>(pw);
     if ((pw & kClosedBit) && put == n) return GetStatus::kEnd;
     if (c.broken.load(std::memory_order_acquire) != 0) return begin_get(deadline, out);
-    // Oldest finished first, so a result is never overtaken forever.
-    for (std::uint32_t s = n; before(s, put); ++s) {
+    // Oldest finished first, so a result is never overtaken forever. Only
+    // the ring can hold finished results: positions past n + capacity are
+    // still in the pending stage.
+    const std::uint32_t ring_end = before(n + c.capacity, put) ? n + c.capacity : put;
+    for (std::uint32_t s = n; before(s, ring_end); ++s) {
       SlotHeader& h = r.slot(s);
       std::uint64_t st = h.state.load(std::memory_order_acquire);
       if (st != make_state(s, kDone)) continue;
@@ -525,13 +683,15 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
     }
     auto any_done = [&] {
       const std::uint32_t e = c.emit.load(std::memory_order_acquire);
-      for (std::uint32_t s = e; before(s, put); ++s)
+      const std::uint32_t end = before(e + c.capacity, put) ? e + c.capacity : put;
+      for (std::uint32_t s = e; before(s, end); ++s)
         if (r.slot(s).state.load(std::memory_order_acquire) == make_state(s, kDone)) return true;
       return c.put_word.load(std::memory_order_acquire) != pw ||
              c.broken.load(std::memory_order_acquire) != 0;
     };
     const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
     if (!c.result_ec.await(any_done, deadline == kNoWait ? kNoWait : step)) {
+      impl_->move_stuck();
       if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
       impl_->check_supervisor();
     }
@@ -554,7 +714,8 @@ void Core::end_get(const ResultView& view) noexcept {
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
   advance_emit(r);                           // a no-op unless results were taken out of order
-  c.progress_ec.notify_all();
+  c.progress_ec.notify_all();  // its fence also orders the store above before try_move's load
+  impl_->try_move(view.seq + c.capacity);  // the next lap of this slot may wait in the parent
 }
 
 void Core::stop() noexcept {
@@ -603,7 +764,10 @@ Stats Core::stats() {
   const std::uint32_t emit = c.emit.load(std::memory_order_acquire);
   const auto put = static_cast<std::uint32_t>(c.put_word.load(std::memory_order_acquire));
   s.in_flight = before(emit, put) ? put - emit : 0;
-  for (std::uint32_t k = 0; k < s.in_flight; ++k) {
+  s.pending = std::min(m.staged.load(std::memory_order_relaxed), s.in_flight);
+  s.recycled = c.recycled.load(std::memory_order_relaxed);
+  const std::size_t in_ring = std::min<std::size_t>(s.in_flight, c.capacity);
+  for (std::uint32_t k = 0; k < in_ring; ++k) {
     const std::uint32_t seq = emit + k;
     if (m.r.slot(seq).state.load(std::memory_order_acquire) == make_state(seq, kDone))
       ++s.waiting_in_window;

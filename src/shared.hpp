@@ -98,6 +98,9 @@ struct Control {
   std::atomic<int> start_errno{0};
   /// Workers replaced after a crash or timeout, ever (relaxed, for stats).
   std::atomic<std::uint64_t> restarts{0};
+  /// Workers replaced because they reached max_tasks_per_worker or
+  /// max_worker_rss, ever (relaxed, for stats). Not restarts: they held no task.
+  std::atomic<std::uint64_t> recycled{0};
 
   /// Workers sleep here for a kReady slot at `dispatch`. Producers notify.
   EventCount task_ec;
@@ -114,12 +117,14 @@ struct Control {
   std::size_t inline_bytes = 0;
   std::size_t slot_stride = 0;
   std::size_t spill_bytes = 0;
-  std::uint32_t lives = 0;              ///< retries after a crash or timeout
-  std::uint32_t retry_exceptions = 0;   ///< lives also cover exceptions
-  std::uint64_t task_timeout_ns = 0;    ///< 0: no per-task timeout
-  std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
-  std::uint64_t restart_window_ns = 0;  ///< ... within this long
-  std::uint64_t grace_ns = 0;           ///< shutdown grace
+  std::uint32_t lives = 0;                 ///< retries after a crash or timeout
+  std::uint32_t retry_exceptions = 0;      ///< lives also cover exceptions
+  std::uint64_t task_timeout_ns = 0;       ///< 0: no per-task timeout
+  std::uint32_t max_restarts = 0;          ///< restart cap: this many ...
+  std::uint64_t restart_window_ns = 0;     ///< ... within this long
+  std::uint64_t grace_ns = 0;              ///< shutdown grace
+  std::uint32_t max_tasks_per_worker = 0;  ///< recycle a worker after this many tasks; 0: never
+  std::uint64_t max_worker_rss = 0;  ///< recycle a worker past this peak RSS (bytes); 0: never
   int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
                      ///< and a worker starting a task with its own timeout
 };
@@ -154,7 +159,15 @@ struct alignas(kCacheLine) WorkerRecord {
   std::atomic<std::uint32_t> alive{0};
   /// Times this worker slot was refilled with a new process.
   std::atomic<std::uint32_t> restarts{0};
+  /// Set (release) by a worker right before it exits to be recycled, between
+  /// tasks; the supervisor reads and clears it (acquire exchange) after
+  /// reaping, and only a set flag together with kRecycleStatus counts as a
+  /// recycle (an exit status alone could come from user code).
+  std::atomic<std::uint32_t> recycling{0};
 };
+
+/// Exit status of a worker that leaves to be recycled (see WorkerRecord).
+inline constexpr int kRecycleStatus = 75;
 
 /// Header of a slot; followed by inline_bytes of task area and inline_bytes of
 /// result area. Every plain field is written by the party that owns the slot in

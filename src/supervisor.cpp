@@ -160,9 +160,18 @@ class Supervisor {
     pidfds_[w] = -1;
     r_.records[w].alive.store(0, std::memory_order_release);
     const bool had_task = recover_slot(w, pids_[w], status);
+    // The worker's flag first, then the status: see WorkerRecord::recycling.
+    const bool flagged = r_.records[w].recycling.exchange(0, std::memory_order_acquire) != 0;
     if (!had_task && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;  // a normal exit
     if (c_.broken.load(std::memory_order_acquire) != 0) return;
     if (c_.shutdown.load(std::memory_order_acquire) != 0) return;
+    if (flagged && !had_task && WIFEXITED(status) && WEXITSTATUS(status) == kRecycleStatus) {
+      // Recycled between tasks (max_tasks_per_worker / max_worker_rss): a
+      // planned replacement, not a failure, so the restart cap ignores it.
+      c_.recycled.fetch_add(1, std::memory_order_relaxed);
+      if (!spawn(w)) go_broken();
+      return;
+    }
     // A worker that died outside a task (e.g. killed while idle) is replaced
     // too: the queue keeps its worker count.
     const std::uint64_t now = now_ns();

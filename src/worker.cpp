@@ -7,6 +7,7 @@
 // than the slot it owns, the dispatch hint and its own WorkerRecord.
 #include <cxxabi.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <cerrno>
 #include <csignal>
@@ -44,7 +45,10 @@ class Worker {
     init_message_ = std::move(message);
   }
 
-  void run() {
+  /// The worker loop. Returns true when the worker leaves to be recycled
+  /// (Options::max_tasks_per_worker / max_worker_rss), false when the queue
+  /// is shut down or stopped and drained.
+  bool run() {
     std::uint32_t gate = c_.emit.load(std::memory_order_acquire) + c_.window;
     std::uint64_t busy_since = now_ns();
     std::uint64_t tasks_since_flush = 0;
@@ -107,6 +111,11 @@ class Worker {
             go_idle();
             busy_since = now_ns();
           }
+          if (due_for_recycling()) {
+            go_idle();
+            rec_.recycling.store(1, std::memory_order_release);  // pairs with the supervisor's reap
+            return true;
+          }
         }
         continue;
       }
@@ -138,9 +147,26 @@ class Worker {
           kForever);
     }
     if (!idle) go_idle();
+    return false;
   }
 
  private:
+  /// Between tasks: has this process run its quota of tasks, or grown past
+  /// its memory limit? (Peak RSS from getrusage: for a process that leaks,
+  /// peak and current are the same; one system call, made only when a limit
+  /// is set.)
+  bool due_for_recycling() noexcept {
+    ++tasks_run_;
+    if (c_.max_tasks_per_worker != 0 && tasks_run_ >= c_.max_tasks_per_worker) return true;
+    if (c_.max_worker_rss != 0) {
+      rusage ru{};
+      if (getrusage(RUSAGE_SELF, &ru) == 0 &&
+          static_cast<std::uint64_t>(ru.ru_maxrss) * 1024 > c_.max_worker_rss)
+        return true;
+    }
+    return false;
+  }
+
   /// Stopped, and every task put was dispatched: nothing can arrive for us.
   bool stopped_and_drained(std::uint32_t d) const noexcept {
     const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
@@ -205,6 +231,7 @@ class Worker {
   WorkerRecord& rec_;
   std::uint32_t index_;
   pid_t pid_ = getpid();
+  std::uint64_t tasks_run_ = 0;  ///< tasks this process has run (for recycling)
   bool init_failed_ = false;
   std::string init_type_;
   std::string init_message_;
@@ -225,8 +252,8 @@ void worker_main(const Region& region, unsigned index, const Options& opts, pid_
       w.set_init_error("inorder::WorkerInitFailed", "worker_init threw a non-std exception");
     }
   }
-  w.run();
-  _exit(0);
+  const bool recycle = w.run();
+  _exit(recycle ? kRecycleStatus : 0);
 }
 
 }  // namespace inorder::detail

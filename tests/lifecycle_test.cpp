@@ -161,7 +161,8 @@ TEST_F(Lifecycle, TimedGetOnEmptyQueueWaitsAtLeastItsTimeout) {
 TEST_F(Lifecycle, TimedPutOnFullQueueWaitsAtLeastItsTimeout) {
   SharedBlock<Gate> gate;
   Gate* g = gate.get();
-  inorder::ParallelQueue<int> q({.workers = 1, .window = 2, .capacity = 4});
+  // max_pending = 0: no pending stage, so put() waits while the ring is full.
+  inorder::ParallelQueue<int> q({.workers = 1, .window = 2, .capacity = 4, .max_pending = 0});
   ASSERT_EQ(q.stats().capacity, 4U);
   auto task = [g](int x) { return wait_at(g, x); };
 
@@ -530,10 +531,16 @@ TEST_F(Lifecycle, StatsRightAfterConstructionNamesEveryLiveWorker) {
 // it stops forking, and every process that exists is reaped (LeakCheck).
 TEST_F(Lifecycle, DestroyedWhileItsWorkersStartLeavesNothingBehind) {
   const int cycles = static_cast<int>(inorder_test::volume(200, 20));
+  Clock::duration slowest{};
   for (int i = 0; i < cycles; ++i) {
-    inorder::ParallelQueue<int> q({.workers = 4});
+    const auto t0 = Clock::now();
+    { inorder::ParallelQueue<int> q({.workers = 4}); }
+    slowest = std::max(slowest, Clock::now() - t0);
+    const std::vector<int> kids = child_pids();
+    ASSERT_TRUE(kids.empty()) << "cycle " << i << " left " << inorder_test::describe_pids(kids);
   }
-  EXPECT_TRUE(child_pids().empty());
+  std::printf("[ info     ] %d create/destroy cycles at once; slowest %.1f ms\n", cycles,
+              ms(slowest));
 }
 
 /// Lines of /proc/self/maps: one per mapping of this process.

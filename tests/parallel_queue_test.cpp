@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -293,10 +294,10 @@ TEST_F(ParallelQueueTest, SlowHeadTaskHoldsPipelineOnlyOnceWindowIsFull) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(q.get(), i);
 }
 
-TEST_F(ParallelQueueTest, FullQueueBlocksPutUntilAGetFreesASlot) {
+TEST_F(ParallelQueueTest, FullQueueBlocksPutUntilAGetFreesASlotWithoutAPendingStage) {
   SharedBlock<Gates> g;
   for (int i = 0; i < 64; ++i) g->release[i].store(1);
-  inorder::ParallelQueue<int> q({.workers = 1, .window = 2, .capacity = 4});
+  inorder::ParallelQueue<int> q({.workers = 1, .window = 2, .capacity = 4, .max_pending = 0});
   for (int i = 0; i < 4; ++i) q.put(gated_task, g.get(), i);
   EXPECT_FALSE(q.try_put(gated_task, g.get(), 4));
   std::atomic<bool> put_returned{false};
@@ -547,6 +548,197 @@ TEST_F(ParallelQueueTest, WakesASleepingWorkerAndASleepingGetterOnEveryHandOff) 
     ASSERT_TRUE(r.has_value());
     ASSERT_EQ(*r, i);
   }
+}
+
+// ---------------------------------------------------------------------------
+// The pending stage: put() never waits for results only its own thread takes.
+
+/// Resident set of this process in KiB (VmRSS), -1 if /proc does not say.
+long rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long pages = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return got == 2 ? resident * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
+// The reference design's own loop, from one thread: put everything, then get
+// everything. With the default (unbounded) pending stage put() never waits,
+// the tasks beyond the ring wait encoded in this process, and memory is
+// proportional to what is pending (checked per task), then given back.
+TEST_F(ParallelQueueTest, SeedLoopPutsAMillionThenGetsThemInOrderFromOneThread) {
+  const long tasks = inorder_test::volume(1'000'000, 50'000);
+  inorder::ParallelQueue<long> q({.workers = 2});
+  const std::size_t capacity = q.stats().capacity;
+  const long rss_before = rss_kib();
+  for (long i = 0; i < tasks; ++i) q.put([](long x) { return 2 * x; }, i);
+  const inorder::Stats s = q.stats();
+  const long rss_full = rss_kib();
+  EXPECT_GE(s.pending, static_cast<std::size_t>(tasks) - capacity);
+  EXPECT_EQ(s.in_flight, static_cast<std::size_t>(tasks));
+  q.stop();
+  long expect = 0;
+  while (std::optional<long> r = q.get()) {
+    ASSERT_EQ(*r, 2 * expect) << "position " << expect;
+    ++expect;
+  }
+  EXPECT_EQ(expect, tasks);
+  EXPECT_EQ(q.stats().pending, 0U);
+  const double per_task =
+      1024.0 * static_cast<double>(rss_full - rss_before) / static_cast<double>(tasks);
+  std::printf(
+      "[ figures  ] %ld puts then %ld gets from one thread: %.0f bytes of RSS per "
+      "pending task\n",
+      tasks, tasks, per_task);
+  // An 8-byte task (the empty callable and a long) in a tree node: about 100
+  // bytes. A bound that fails only if pending memory is not per task.
+  if (!inorder_test::kSanitized) {
+    EXPECT_LT(per_task, 400.0);
+  }
+}
+
+TEST_F(ParallelQueueTest, MaxPendingBoundsTheStageThenPutWaitsAndTryPutFails) {
+  SharedBlock<Gates> g;
+  inorder::ParallelQueue<int> q({.workers = 1, .window = 4, .capacity = 4, .max_pending = 3});
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(q.try_put(gated_task, g.get(), i)) << "put " << i;
+  EXPECT_EQ(q.stats().pending, 3U);
+  EXPECT_FALSE(q.try_put(gated_task, g.get(), 7)) << "ring and pending stage are full";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(q.try_put_for(std::chrono::milliseconds(30), gated_task, g.get(), 7));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(30));
+  for (int i = 0; i < 64; ++i) g->release[i].store(1);
+  EXPECT_EQ(q.get(), 0);  // frees a slot: task 4 moves in, the stage has room
+  EXPECT_TRUE(q.try_put(gated_task, g.get(), 7));
+  for (int i = 1; i < 8; ++i) EXPECT_EQ(q.get(), i);
+}
+
+// Tasks and values that wait in the pending stage keep their positions, also
+// after stop(), and with several putting threads.
+TEST_F(ParallelQueueTest, PendingTasksAndValuesKeepTheirPositionsAfterStop) {
+  inorder::ParallelQueue<long> q({.workers = 2, .window = 4, .capacity = 8});
+  constexpr long kPerThread = 2'000;
+  std::vector<std::thread> putters;
+  for (long t = 0; t < 3; ++t)
+    putters.emplace_back([&q, t] {
+      for (long i = 0; i < kPerThread; ++i) {
+        const long v = t * kPerThread + i;
+        if (i % 7 == 0) {
+          q.put_value(-v);
+        } else {
+          q.put([](long x) { return x; }, v);
+        }
+      }
+    });
+  for (std::thread& t : putters) t.join();
+  EXPECT_GT(q.stats().pending, 0U);
+  q.stop();
+  std::array<long, 3> next{};
+  long total = 0;
+  while (std::optional<long> r = q.get()) {
+    const long v = *r < 0 ? -*r : *r;
+    const auto t = static_cast<std::size_t>(v / kPerThread);
+    ASSERT_LT(t, 3U);
+    EXPECT_EQ(v % kPerThread, next[t]) << "thread " << t << " out of its put order";
+    next[t] = v % kPerThread + 1;
+    EXPECT_EQ(*r < 0, (v % kPerThread) % 7 == 0 && v != 0) << "value " << v;
+    ++total;
+  }
+  EXPECT_EQ(total, 3 * kPerThread);
+}
+
+TEST_F(ParallelQueueTest, GetAnyDeliversPendingTasksExactlyOnce) {
+  inorder::ParallelQueue<long> q({.workers = 2, .window = 8, .capacity = 8});
+  constexpr long kTasks = 5'000;
+  for (long i = 0; i < kTasks; ++i) q.put([](long x) { return x; }, i);
+  q.stop();
+  std::vector<int> seen(kTasks, 0);
+  long n = 0;
+  while (auto r = q.get_any()) {
+    ASSERT_EQ(static_cast<long>(r->first), r->second);
+    ++seen[static_cast<std::size_t>(r->second)];
+    ++n;
+  }
+  EXPECT_EQ(n, kTasks);
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int k) { return k == 1; }));
+}
+
+// A `mutable` lambda is called on its own copy in the worker, every time.
+TEST_F(ParallelQueueTest, MutableLambdaRunsOnAFreshCopyForEveryTask) {
+  inorder::ParallelQueue<int> q({.workers = 2});
+  for (int i = 0; i < 20; ++i)
+    q.put(
+        [calls = 0](int x) mutable {
+          ++calls;
+          return x * 100 + calls;
+        },
+        i);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(q.get(), i * 100 + 1);
+}
+
+// ---------------------------------------------------------------------------
+// Worker recycling.
+
+TEST_F(ParallelQueueTest, MaxTasksPerWorkerRecyclesWorkersWithoutLosingOrRestarting) {
+  const long tasks = inorder_test::volume(1'000, 200);
+  inorder::ParallelQueue<std::pair<long, int>> q({.workers = 2, .max_tasks_per_worker = 10});
+  for (long i = 0; i < tasks; ++i)
+    q.put([](long x) { return std::pair<long, int>{x, static_cast<int>(getpid())}; }, i);
+  std::set<int> pids;
+  for (long i = 0; i < tasks; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->first, i);
+    pids.insert(r->second);
+  }
+  const inorder::Stats s = q.stats();
+  std::printf("[ figures  ] %ld tasks, max_tasks_per_worker=10: %zu worker pids, %llu recycled\n",
+              tasks, pids.size(), static_cast<unsigned long long>(s.recycled));
+  EXPECT_GE(pids.size(), static_cast<std::size_t>(tasks / 10));
+  EXPECT_GE(s.recycled, static_cast<std::uint64_t>(tasks / 10 - 2));
+  EXPECT_EQ(s.restarts, 0U) << "recycling is not a restart";
+  EXPECT_FALSE(s.broken);
+}
+
+// Each task leaks 1 MiB (touched, so resident) and reports its worker's
+// resident set after the leak. A worker is recycled between tasks once its
+// peak passes the limit, so no task ever sees more than the limit plus its
+// own growth. The restart cap (here 5) does not count recycling.
+TEST_F(ParallelQueueTest, MaxWorkerRssRecyclesALeakingWorkerBeforeItGrowsPastTheLimit) {
+  const long tasks = inorder_test::volume(10'000, 1'000);
+  const long rss_mib = rss_kib() / 1024;
+  ASSERT_GT(rss_mib, 0);
+  const std::size_t limit = static_cast<std::size_t>(rss_mib + 64) << 20;
+  inorder::ParallelQueue<long> q({.workers = 2, .max_worker_rss = limit, .max_restarts = 5});
+  for (long i = 0; i < tasks; ++i)
+    q.put(
+        [](long) {
+          constexpr std::size_t kLeak = std::size_t{1} << 20;
+          auto* p = static_cast<char*>(std::malloc(kLeak));
+          if (p != nullptr) std::memset(p, 1, kLeak);  // never freed: the leak
+          asm volatile("" : : "g"(p) : "memory");      // keeps the compiler from eliding it
+          return rss_kib();
+        },
+        i);
+  long worst = 0;
+  for (long i = 0; i < tasks; ++i) {
+    const std::optional<long> r = q.get();
+    ASSERT_TRUE(r.has_value());
+    worst = std::max(worst, *r);
+  }
+  const inorder::Stats s = q.stats();
+  const long limit_kib = static_cast<long>(limit >> 10);
+  // One task's growth: the 1 MiB itself plus what malloc and, under ASan, its
+  // shadow memory add.
+  const long one_task_kib = inorder_test::kSanitized ? 2048 : 1024 + 256;
+  std::printf(
+      "[ figures  ] %ld tasks leaking 1 MiB, max_worker_rss=%ld MiB: worst RSS %ld MiB, "
+      "%llu recycled\n",
+      tasks, limit_kib / 1024, worst / 1024, static_cast<unsigned long long>(s.recycled));
+  EXPECT_LE(worst, limit_kib + one_task_kib);
+  EXPECT_GE(s.recycled, static_cast<std::uint64_t>(tasks / 128));  // 64 MiB of 1 MiB leaks
+  EXPECT_EQ(s.restarts, 0U);
+  EXPECT_FALSE(s.broken);
 }
 
 }  // namespace

@@ -647,6 +647,26 @@ TEST_F(PoolTest, WorkersAreForkedOnceAndReusedAcrossCalls) {
   EXPECT_EQ(pool.stats().restarts, 0U);
 }
 
+// Options::max_tasks_per_worker reaches the pool's queue: every 5 items a
+// worker is replaced between items, without a restart and in input order.
+TEST_F(PoolTest, MaxTasksPerWorkerRecyclesThePoolsWorkersBetweenItems) {
+  inorder::Pool<std::pair<int, int>> pool({.workers = 2, .max_tasks_per_worker = 5});
+  const auto got = pool.map(
+      [](int i) {
+        return std::pair<int, int>{i, static_cast<int>(getpid())};
+      },
+      iota_vector(100));
+  ASSERT_EQ(got.size(), 100U);
+  std::set<int> pids;
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(got[static_cast<std::size_t>(i)].first, i);
+    pids.insert(got[static_cast<std::size_t>(i)].second);
+  }
+  EXPECT_GE(pids.size(), 20U);
+  EXPECT_EQ(pool.stats().restarts, 0U);
+  EXPECT_GE(pool.stats().recycled, 18U);
+}
+
 TEST_F(PoolTest, LeavingALazyRangeEarlyLetsTheNextCallRun) {
   inorder::Pool<int> pool({.workers = 2});
   auto f = [](int i) { return i; };

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -423,6 +424,26 @@ class Summer : public Skprocess<long> {
   int n_;
   long sum_ = 0;
 };
+
+/// Its result is the pid of the process its lifecycle ran in.
+class WhereAmI : public Skprocess<long> {
+ public:
+  explicit WhereAmI(int) { config.runs = 1; }
+  void on_run() override {}
+  long on_result() override { return getpid(); }
+};
+
+// A Pool of Skprocess classes runs them on the pool's workers, so it honours
+// Options::max_tasks_per_worker like any other pool: 3 items per process.
+TEST_F(SkprocessTest, PoolMapOfSkprocessClassesHonoursWorkerRecycling) {
+  inorder::Pool<long> pool({.workers = 2, .max_tasks_per_worker = 3});
+  const std::vector<long> pids = pool.map<WhereAmI>(std::vector<int>(30, 0));
+  ASSERT_EQ(pids.size(), 30U);
+  std::map<long, int> per_pid;
+  for (const long p : pids) ++per_pid[p];
+  EXPECT_GE(per_pid.size(), 10U);
+  for (const auto& [pid, n] : per_pid) EXPECT_LE(n, 3) << "process " << pid << " ran " << n;
+}
 
 TEST_F(SkprocessTest, PoolMapConstructsEachWorkerInAWorkerProcessAndReturnsItsResult) {
   inorder::Pool<long> pool({.workers = 2});

@@ -117,6 +117,19 @@ inline std::vector<int> child_pids() {
   return kids;
 }
 
+/// "pid (comm) state" for each pid, to say what was left behind.
+inline std::string describe_pids(const std::vector<int>& pids) {
+  std::string out;
+  for (const int pid : pids) {
+    std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(st, line);
+    const auto close = line.rfind(')');
+    out += line.substr(0, close == std::string::npos ? line.size() : close + 3) + "; ";
+  }
+  return out;
+}
+
 class LeakCheck : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -125,7 +138,9 @@ class LeakCheck : public ::testing::Test {
     ASSERT_TRUE(child_pids().empty()) << "a previous test left a child process behind";
   }
   void TearDown() override {
-    EXPECT_TRUE(child_pids().empty()) << "child processes (workers or zombies) left behind";
+    const std::vector<int> kids = child_pids();
+    EXPECT_TRUE(kids.empty()) << "child processes (workers or zombies) left behind: "
+                              << describe_pids(kids);
     EXPECT_EQ(open_fd_count(), fds_before_) << "file descriptors leaked";
     EXPECT_EQ(list_dir("/dev/shm"), shm_before_) << "/dev/shm entries left behind";
   }

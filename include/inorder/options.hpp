@@ -43,6 +43,16 @@ struct Options {
   /// (512 with the default window). Must be >= 1 and >= window.
   std::optional<std::size_t> capacity{};
 
+  /// Pending stage: tasks put() keeps in this process, encoded, while the ring
+  /// is full, and feeds into the ring (in put order) as get() frees slots.
+  /// Default: unbounded (std::nullopt), so put() never waits for results and
+  /// one thread may put everything, then get everything (the reference
+  /// design's loop; memory grows with what is pending). 0: no pending stage,
+  /// put() blocks while `capacity` results are outstanding (backpressure).
+  /// N: put() blocks, and try_put() fails, once N tasks are pending. At most
+  /// 2^30 tasks are ever pending: past that put() blocks whatever is set.
+  std::optional<std::size_t> max_pending{};
+
   /// Bytes stored inline in a slot for the encoded arguments of a task, and
   /// again for its encoded result. Anything larger goes to the slot's spill
   /// area (slower: page faults). Default 192. Must be >= 64 (room for an error
@@ -76,6 +86,18 @@ struct Options {
   /// Also spend lives on tasks that throw (default false: an exception is the
   /// task's answer and is delivered at once).
   bool retry_exceptions = false;
+
+  /// Worker recycling, for task code that leaks: a worker that has finished
+  /// this many tasks exits between tasks and a fresh one takes its place
+  /// (Python's maxtasksperchild). 0 (the default): never. A recycled worker
+  /// holds no task, loses nothing and does not count toward the restart cap.
+  unsigned max_tasks_per_worker = 0;
+
+  /// Worker recycling by memory: a worker whose resident set has grown past
+  /// this many bytes exits between tasks and is replaced, as above (Celery's
+  /// worker_max_memory_per_child). Checked after each task (one getrusage
+  /// call). 0 (the default): never.
+  std::size_t max_worker_rss = 0;
 
   /// Restart cap: more than `max_restarts` worker replacements within
   /// `restart_window` turn the queue Broken: every pending slot and every

@@ -73,7 +73,8 @@ template <class R, class Fn, class... A>
 void invoke_task(const std::byte* p, std::size_t n, ResultSink& sink) {
   alignas(Fn) std::byte storage[sizeof(Fn)];
   std::memcpy(storage, p, sizeof(Fn));  // Fn is trivially copyable: this creates it
-  const Fn& fn = *std::launder(reinterpret_cast<const Fn*>(storage));
+  // This call's own copy: a `mutable` lambda may change it; nothing carries over.
+  Fn& fn = *std::launder(reinterpret_cast<Fn*>(storage));
   Reader in(p + sizeof(Fn), n - sizeof(Fn));
   // Braced initialization decodes the arguments left to right.
   std::tuple<A...> args{decode<A>(in)...};
@@ -254,7 +255,7 @@ class ParallelQueue {
   std::optional<std::uint32_t> put_until_(std::uint32_t timeout_ms, detail::Deadline deadline,
                                           F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
-    if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
+    if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<Fn&>) {
       static_assert(std::is_convertible_v<F&&, R>,
                     "inorder: put(x) with one argument passes x through, so x must convert to "
                     "the queue's R (or be a callable taking no arguments)");
@@ -271,10 +272,10 @@ class ParallelQueue {
                     "the task at construction with SingleTaskQueue");
       static_assert((Encodable<std::decay_t<Args>> && ...),
                     "inorder: every argument of put() must be encodable; see docs/codec.md");
-      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>&&...>,
+      static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>&&...>,
                     "inorder: put(f, args...): f cannot be called with these argument types "
                     "(it receives decoded copies, as rvalues)");
-      using Ret = std::invoke_result_t<const Fn&, std::decay_t<Args>&&...>;
+      using Ret = std::invoke_result_t<Fn&, std::decay_t<Args>&&...>;
       static_assert(std::is_convertible_v<Ret, R> || std::is_constructible_v<R, Ret>,
                     "inorder: the task's return type must convert to the queue's result type R");
       const std::size_t bytes = sizeof(Fn) + (std::size_t{0} + ... + encoded_size(args));

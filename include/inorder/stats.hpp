@@ -21,11 +21,13 @@ struct WorkerStats {
 };
 
 struct Stats {
-  std::size_t in_flight = 0;          ///< put and not yet taken by get()
+  std::size_t in_flight = 0;          ///< put and not yet taken by get() (pending included)
+  std::size_t pending = 0;            ///< put, waiting in this process for a ring slot
   std::size_t waiting_in_window = 0;  ///< finished, waiting for get() (in order)
   std::size_t capacity = 0;           ///< effective capacity (power of two)
   std::size_t window = 0;             ///< effective reorder window
   std::uint64_t restarts = 0;         ///< workers replaced after a crash or timeout
+  std::uint64_t recycled = 0;         ///< workers replaced by max_tasks_per_worker / max_worker_rss
   bool broken = false;                ///< the restart cap was reached (see Options)
   std::vector<WorkerStats> workers;   ///< one entry per worker, by index
 };
