@@ -532,7 +532,7 @@ int answer_when_getter_sleeps(pid_t parent, pid_t getter, int i) {
 // the worker sleeps before each put (the test waits for its 'S' state), and
 // the getter sleeps before each result (the task waits for it). A lost wake-up
 // in either direction (the notifier's fence is skipped where the kernel
-// offers membarrier, see src/sync.hpp) would hang the test.
+// offers membarrier, see src/ipc/sync.hpp) would hang the test.
 TEST_F(ParallelQueueTest, WakesASleepingWorkerAndASleepingGetterOnEveryHandOff) {
   inorder::ParallelQueue<int> q({.workers = 1});
   const pid_t parent = getpid();

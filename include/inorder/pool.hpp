@@ -367,31 +367,46 @@ class Engine final : public Source<R> {
     }
   }
 
+  /// The next result; looks at the cancel flag every kPoolPoll while it waits.
   Outcome<R> receive_() {
+    std::optional<Outcome<R>> got;
+    if (!state_->cancelled.load())
+      wait_in_slices(
+          kForever, kPoolPoll,
+          [&](Deadline until) {
+            got = try_receive_(until);
+            return got.has_value();
+          },
+          [&] { return !state_->cancelled.load(); });
+    if (!got) return cancelled_();
+    return std::move(*got);
+  }
+
+  /// The next result if one arrives by `until`.
+  std::optional<Outcome<R>> try_receive_(Deadline until) {
     ParallelQueue<R>& q = *state_->queue;
-    for (;;) {
-      if (state_->cancelled.load()) return cancelled_();
-      std::size_t index = oldest_;
-      try {
-        if (ordered_) {
-          if (auto v = q.try_get_for(kPoolPoll)) {
-            mark_(index);
-            return Outcome<R>{index, std::move(*v), {}};
-          }
-        } else if (auto p = q.try_get_any_for(kPoolPoll)) {
-          index = index_of_(p->first);
+    std::size_t index = oldest_;
+    try {
+      if (ordered_) {
+        if (auto v = q.try_get_until(until)) {
           mark_(index);
-          return Outcome<R>{index, std::move(p->second), {}};
+          return Outcome<R>{index, std::move(*v), {}};
         }
-      } catch (const TaskError& e) {
-        if (!ordered_) index = index_of_(e.sequence());
+      } else if (auto p =
+                     q.try_get_any_for(std::max(Clock::duration::zero(), until - Clock::now()))) {
+        index = index_of_(p->first);
         mark_(index);
-        return Outcome<R>{index, std::nullopt, std::make_exception_ptr(ItemError(e, index))};
-      } catch (...) {  // QueueBroken: from now on every position fails in put order
-        mark_(index);
-        return Outcome<R>{index, std::nullopt, std::current_exception()};
+        return Outcome<R>{index, std::move(p->second), {}};
       }
+    } catch (const TaskError& e) {
+      if (!ordered_) index = index_of_(e.sequence());
+      mark_(index);
+      return Outcome<R>{index, std::nullopt, std::make_exception_ptr(ItemError(e, index))};
+    } catch (...) {  // QueueBroken: from now on every position fails in put order
+      mark_(index);
+      return Outcome<R>{index, std::nullopt, std::current_exception()};
     }
+    return std::nullopt;
   }
 
   Outcome<R> cancelled_() {

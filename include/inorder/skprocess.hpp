@@ -178,7 +178,7 @@ class ProcessBase {
   }
 
  protected:
-  // Implemented by Skprocess<R>: the hooks, type-erased for src/skprocess.cpp.
+  // Implemented by Skprocess<R>: the hooks, type-erased for src/process/skprocess.cpp.
   virtual void call_hook_(Hook h) = 0;
   /// Calls on_result() and encodes it into [dst, dst + cap); returns the size.
   virtual std::size_t produce_result_(std::byte* dst, std::size_t cap) = 0;

@@ -1,4 +1,4 @@
-// src/supervisor.cpp: the process that forks, watches and replaces workers.
+// src/queue/supervisor.cpp: the process that forks, watches and replaces workers.
 //
 // Forked once by the queue's constructor, the supervisor is single-threaded
 // for its whole life, so every fork it makes is safe whatever the parent's
@@ -31,25 +31,11 @@
 #include <string>
 #include <vector>
 
-#include "internal.hpp"
+#include "queue/error_record.hpp"
+#include "queue/region.hpp"
 
 namespace inorder::detail {
 namespace {
-
-std::string describe_exit(pid_t pid, int status) {
-  std::string s = "worker " + std::to_string(pid);
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    const char* name = sigabbrev_np(sig);
-    s += " was killed by signal " + std::to_string(sig);
-    if (name) s += std::string(" (SIG") + name + ", " + sigdescr_np(sig) + ")";
-  } else if (WIFEXITED(status)) {
-    s += " exited with status " + std::to_string(WEXITSTATUS(status));
-  } else {
-    s += " ended with wait status " + std::to_string(status);
-  }
-  return s;
-}
 
 class Supervisor {
  public:
@@ -98,10 +84,7 @@ class Supervisor {
         kill_all_and_reap();
         _exit(0);
       }
-      if (fds[1].revents != 0) {
-        std::uint64_t n = 0;
-        [[maybe_unused]] const ssize_t got = read(wake_fd_, &n, sizeof n);
-      }
+      if (fds[1].revents != 0) eventfd_drain(wake_fd_);
       if (c_.shutdown.load(std::memory_order_acquire) != 0) shut_down();  // never returns
 
       for (std::size_t i = 0; i < who.size(); ++i)
@@ -128,8 +111,7 @@ class Supervisor {
     if (pid == 0) worker_main(r_, w, opts_, me, close_in_child);  // never returns
     const int fd = pidfd_open(pid);
     if (fd < 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
+      kill_and_reap(pid);
       return false;
     }
     pids_[w] = pid;
@@ -143,8 +125,7 @@ class Supervisor {
   /// Worker w's pidfd is readable: collect its status and deal with its task.
   void reap(unsigned w) {
     int status = 0;
-    const pid_t rc = waitpid(pids_[w], &status, WNOHANG);
-    if (rc == 0) return;  // spurious
+    if (!try_reap(pids_[w], &status)) return;  // spurious
     close(pidfds_[w]);
     pidfds_[w] = -1;
     r_.records[w].alive.store(0, std::memory_order_release);
@@ -196,7 +177,8 @@ class Supervisor {
               std::to_string(pid) + " was killed";
       } else {
         type = "inorder::WorkerCrashed";
-        msg = describe_exit(pid, status) + " while running this task";
+        msg = describe_wait_status("worker " + std::to_string(pid), status) +
+              " while running this task";
       }
       if (c_.lives > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
       ResultSink sink;
@@ -290,7 +272,7 @@ class Supervisor {
       for (std::size_t i = 0; i < who.size(); ++i) {
         if (fds[i].revents == 0) continue;
         const unsigned w = who[i];
-        if (waitpid(pids_[w], nullptr, WNOHANG) == 0) continue;
+        if (!try_reap(pids_[w])) continue;
         close(pidfds_[w]);
         pidfds_[w] = -1;
         r_.records[w].alive.store(0, std::memory_order_release);
@@ -305,8 +287,7 @@ class Supervisor {
       if (pidfds_[w] >= 0) kill(pids_[w], SIGKILL);
     for (unsigned w = 0; w < c_.workers; ++w) {
       if (pidfds_[w] < 0) continue;
-      while (waitpid(pids_[w], nullptr, 0) == -1 && errno == EINTR) {
-      }
+      detail::reap(pids_[w]);
       close(pidfds_[w]);
       pidfds_[w] = -1;
       r_.records[w].alive.store(0, std::memory_order_release);

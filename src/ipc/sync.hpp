@@ -1,4 +1,4 @@
-// src/sync.hpp: sleeping and waking across processes.
+// src/ipc/sync.hpp: sleeping and waking across processes.
 //
 // C++20 std::atomic::wait/notify cannot be used here: libstdc++ 12 skips the
 // wake system call unless it finds a waiter in a table private to the calling
@@ -35,7 +35,7 @@
 #include <cstdint>
 
 #include "inorder/detail/config.hpp"
-#include "inorder/detail/core.hpp"
+#include "inorder/detail/deadline.hpp"
 
 namespace inorder::detail {
 

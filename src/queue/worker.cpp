@@ -1,11 +1,10 @@
-// src/worker.cpp: the loop every worker process runs after fork.
+// src/queue/worker.cpp: the loop every worker process runs after fork.
 //
 // A worker repeatedly: waits until the task at `dispatch` is inside the
 // window, claims it with one CAS on the slot's state (kReady -> kRunning with
 // its own index), runs it, writes the result into the slot and publishes
 // kDone with a release store. It touches no lock and no shared state other
 // than the slot it owns, the dispatch hint and its own WorkerRecord.
-#include <cxxabi.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <cerrno>
@@ -14,7 +13,8 @@
 #include <exception>
 
 #include "inorder/errors.hpp"
-#include "internal.hpp"
+#include "queue/error_record.hpp"
+#include "queue/region.hpp"
 
 namespace inorder::detail {
 namespace {
@@ -97,10 +97,7 @@ class Worker {
             rec_.running_timeout_ns.store(limit, std::memory_order_release);
             rec_.running_since_ns.store(now_ns(), std::memory_order_release);
             // Without a queue-wide timeout the supervisor sleeps untimed: wake it.
-            if (c_.task_timeout_ns == 0) {
-              const std::uint64_t one = 1;
-              [[maybe_unused]] const ssize_t n = write(c_.wake_fd, &one, sizeof one);
-            }
+            if (c_.task_timeout_ns == 0) eventfd_signal(c_.wake_fd);
           }
           run_one(d, h);
           if (++tasks_since_flush == 1024) {
@@ -173,8 +170,7 @@ class Worker {
         write_error(sink, demangle(typeid(e)), e.what());
       } catch (...) {
         if (retry(d, h)) return;
-        const std::type_info* t = abi::__cxa_current_exception_type();
-        write_error(sink, t ? demangle(*t) : std::string("unknown"), "");
+        write_error(sink, current_exception_type_name(), "");
       }
     }
     h.result_len = sink.reserved;
@@ -211,6 +207,20 @@ class Worker {
 };
 
 }  // namespace
+
+std::byte* ResultSink::reserve(std::size_t n) {
+  if (n <= inline_bytes) {
+    reserved = n;
+    spilled = false;
+    return inline_area;
+  }
+  if (n <= spill_bytes) {
+    reserved = n;
+    spilled = true;
+    return spill_area;
+  }
+  throw ResultTooLarge{n, spill_bytes};
+}
 
 void worker_main(const Region& region, unsigned index, const Options& opts, pid_t parent,
                  const std::vector<int>& fds_to_close) {

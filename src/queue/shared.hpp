@@ -1,4 +1,4 @@
-// src/shared.hpp: the layout of the shared-memory region of one queue.
+// src/queue/shared.hpp: the layout of the shared-memory region of one queue.
 //
 // One anonymous MAP_SHARED mapping, created before the workers are forked and
 // inherited by them (no name in /dev/shm, nothing another user can open):
@@ -28,7 +28,8 @@
 
 #include "inorder/detail/config.hpp"
 #include "inorder/detail/core.hpp"
-#include "sync.hpp"
+#include "ipc/sync.hpp"
+#include "os/os.hpp"
 
 namespace inorder::detail {
 
@@ -182,9 +183,8 @@ static_assert(std::is_standard_layout_v<Control> && std::is_standard_layout_v<Sl
 
 /// Offset of the result area inside a slot's spill area: results start on the
 /// page after the task's bytes, so a retried task still finds its arguments.
-constexpr std::size_t spill_result_offset(std::size_t task_bytes_in_spill) noexcept {
-  constexpr std::size_t kPage = 4096;
-  return (task_bytes_in_spill + kPage - 1) / kPage * kPage;
+inline std::size_t spill_result_offset(std::size_t task_bytes_in_spill) noexcept {
+  return round_up(task_bytes_in_spill, page_size());
 }
 
 }  // namespace inorder::detail

@@ -1,10 +1,6 @@
-// src/core.cpp: the parent side of a queue: set-up, producers, getters,
+// src/queue/core.cpp: the parent side of a queue: set-up, producers, getters,
 // lifecycle. The worker side is in worker.cpp; the layout in shared.hpp.
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
 #include <bit>
@@ -18,12 +14,12 @@
 
 #include "inorder/detail/core.hpp"
 #include "inorder/errors.hpp"
-#include "internal.hpp"
+#include "queue/error_record.hpp"
+#include "queue/region.hpp"
 
 namespace inorder::detail {
 namespace {
 
-constexpr std::size_t kPage = 4096;
 /// Spilled payloads at least this large have their pages returned to the
 /// system when their slot is freed; smaller ones stay mapped for reuse, so the
 /// memory a queue keeps is bounded by capacity x this threshold x 2.
@@ -31,14 +27,8 @@ constexpr std::size_t kReleaseThreshold = std::size_t{256} << 10;
 /// Upper bound of the spill reservation (address space, not memory).
 constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
 /// The smallest default window (see Options::window).
 constexpr std::size_t kDefaultMinWindow = 256;
-
-std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 struct Validated {
   unsigned workers;
@@ -86,7 +76,7 @@ Validated validate(const Options& o) {
   v.inline_bytes = round_up(o.inline_bytes, kCacheLine);
   if (o.max_spill_bytes < v.inline_bytes)
     throw std::invalid_argument("inorder: Options::max_spill_bytes must be >= inline_bytes");
-  v.spill_bytes = round_up(o.max_spill_bytes, kPage);
+  v.spill_bytes = round_up(o.max_spill_bytes, page_size());
   if (v.spill_bytes > kMaxSpillReservation / v.capacity)
     throw std::invalid_argument(
         "inorder: Options::max_spill_bytes x capacity exceeds the 64 TiB address-space budget");
@@ -111,6 +101,9 @@ std::string broken_reason(const Control& c) {
 
 }  // namespace
 
+/// Parent-side waits sleep at most this long before checking the supervisor.
+constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
+
 struct Core::Impl {
   Options opts;
   Region r;
@@ -132,17 +125,12 @@ struct Core::Impl {
     if (main_map) munmap(main_map, main_bytes);
   }
 
-  void wake_supervisor() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = write(wake_fd, &one, sizeof one);
-  }
+  void wake_supervisor() noexcept { eventfd_signal(wake_fd); }
 
   /// Reaps the supervisor if it has exited. Caller holds proc_mu.
   bool try_reap() {
     if (supervisor_fd < 0) return true;
-    int status = 0;
-    const pid_t rc = waitpid(supervisor, &status, WNOHANG);
-    if (rc == supervisor || (rc == -1 && errno == ECHILD)) {
+    if (detail::try_reap(supervisor)) {
       close(supervisor_fd);
       supervisor_fd = -1;
       return true;
@@ -155,16 +143,7 @@ struct Core::Impl {
   bool wait_exit(Deadline deadline) {
     for (;;) {
       if (try_reap()) return true;
-      int timeout_ms = -1;
-      if (deadline != kForever) {
-        const auto now = Clock::now();
-        if (now >= deadline) return false;
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-        timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
-      }
-      pollfd fd{supervisor_fd, POLLIN, 0};
-      const int rc = poll(&fd, 1, timeout_ms);
-      if (rc < 0 && errno != EINTR) throw_errno("inorder: poll on the supervisor pidfd");
+      if (!await_pidfd(supervisor_fd, deadline)) return false;
     }
   }
 
@@ -185,15 +164,26 @@ struct Core::Impl {
     wake_everyone();
   }
 
+  /// Waits on `ec` until `cond()` or `deadline`, checking every
+  /// kLivenessCheck that the supervisor still exists (check_supervisor breaks
+  /// the queue otherwise, which every caller's condition sees). False only
+  /// when the deadline passed.
+  template <class Cond>
+  bool await_live(EventCount& ec, Deadline deadline, Cond&& cond) {
+    return wait_in_slices(
+        deadline, kLivenessCheck, [&](Deadline until) { return ec.await(cond, until); },
+        [&] {
+          check_supervisor();
+          return true;
+        });
+  }
+
   void wake_everyone() noexcept {
     r.ctl->task_ec.notify_all();
     r.ctl->result_ec.notify_all();
     r.ctl->progress_ec.notify_all();
   }
 };
-
-/// Parent-side waits sleep at most this long before checking the supervisor.
-constexpr auto kLivenessCheck = std::chrono::milliseconds(100);
 
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
@@ -203,8 +193,9 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   // so it is inherited by fork and has no name anywhere.
   const std::size_t stride = sizeof(SlotHeader) + 2 * v.inline_bytes;
   const std::size_t records_off = round_up(sizeof(Control), kCacheLine);
-  const std::size_t slots_off = round_up(records_off + v.workers * sizeof(WorkerRecord), kPage);
-  m.main_bytes = round_up(slots_off + v.capacity * stride, kPage);
+  const std::size_t slots_off =
+      round_up(records_off + v.workers * sizeof(WorkerRecord), page_size());
+  m.main_bytes = round_up(slots_off + v.capacity * stride, page_size());
   m.main_map =
       mmap(nullptr, m.main_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m.main_map == MAP_FAILED) {
@@ -261,12 +252,11 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   c.grace_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.shutdown_grace).count());
 
-  m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (m.wake_fd < 0) throw_errno("inorder: eventfd");
+  m.wake_fd = eventfd_create("inorder: eventfd");
   c.wake_fd = m.wake_fd;
 
   // The supervisor forks the workers (and later their replacements) from a
-  // single-threaded process; see src/supervisor.cpp.
+  // single-threaded process; see src/queue/supervisor.cpp.
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw_errno("inorder: fork of the supervisor");
@@ -275,9 +265,8 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   m.supervisor_fd = pidfd_open(pid);
   if (m.supervisor_fd < 0) {
     const int err = errno;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    throw std::system_error(err, std::generic_category(), "inorder: pidfd_open");
+    kill_and_reap(pid);
+    throw_errno(err, "inorder: pidfd_open");
   }
   // Wait until the workers exist, so stats() and the first put see them.
   for (;;) {
@@ -313,9 +302,7 @@ Core::~Core() {
     if (m.wait_exit(Clock::now() + m.opts.shutdown_grace + std::chrono::seconds(2))) return;
   } catch (...) {
   }
-  kill(m.supervisor, SIGKILL);
-  while (waitpid(m.supervisor, nullptr, 0) == -1 && errno == EINTR) {
-  }
+  kill_and_reap(m.supervisor);
   close(m.supervisor_fd);
   m.supervisor_fd = -1;
 }
@@ -349,17 +336,11 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
       continue;
     }
     // Full: slot p still holds the result of p - capacity. Wait for a getter.
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    const bool moved = c.progress_ec.await(
-        [&] {
-          return c.put_word.load(std::memory_order_acquire) != pw ||
-                 h.state.load(std::memory_order_acquire) != st;
-        },
-        deadline == kNoWait ? kNoWait : step);
-    if (!moved) {
-      if (deadline == kNoWait || Clock::now() >= deadline) return nullptr;
-      impl_->check_supervisor();
-    }
+    const bool moved = impl_->await_live(c.progress_ec, deadline, [&] {
+      return c.put_word.load(std::memory_order_acquire) != pw ||
+             h.state.load(std::memory_order_acquire) != st;
+    });
+    if (!moved) return nullptr;
   }
 }
 
@@ -468,20 +449,14 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       }
       continue;
     }
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    const bool moved = c.result_ec.await(
-        [&] {
-          // Not put_word: stop() sets `closed` and wakes this EventCount.
-          return c.emit.load(std::memory_order_acquire) != n ||
-                 h.state.load(std::memory_order_acquire) != st ||
-                 c.closed.load(std::memory_order_acquire) != closed ||
-                 c.broken.load(std::memory_order_acquire) != 0;
-        },
-        deadline == kNoWait ? kNoWait : step);
-    if (!moved) {
-      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
-      impl_->check_supervisor();
-    }
+    const bool moved = impl_->await_live(c.result_ec, deadline, [&] {
+      // Not put_word: stop() sets `closed` and wakes this EventCount.
+      return c.emit.load(std::memory_order_acquire) != n ||
+             h.state.load(std::memory_order_acquire) != st ||
+             c.closed.load(std::memory_order_acquire) != closed ||
+             c.broken.load(std::memory_order_acquire) != 0;
+    });
+    if (!moved) return GetStatus::kTimeout;
   }
 }
 
@@ -512,11 +487,7 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
       return c.put_word.load(std::memory_order_acquire) != pw ||
              c.broken.load(std::memory_order_acquire) != 0;
     };
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    if (!c.result_ec.await(any_done, deadline == kNoWait ? kNoWait : step)) {
-      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
-      impl_->check_supervisor();
-    }
+    if (!impl_->await_live(c.result_ec, deadline, any_done)) return GetStatus::kTimeout;
   }
 }
 
@@ -532,7 +503,7 @@ void Core::end_get(const ResultView& view) noexcept {
   if (h.result_spilled)
     touched = (h.task_spilled ? spill_result_offset(h.task_len) : 0) + h.result_len;
   if (touched >= kReleaseThreshold)
-    madvise(r.spill_area(view.seq), round_up(touched, kPage), MADV_REMOVE);
+    madvise(r.spill_area(view.seq), round_up(touched, page_size()), MADV_REMOVE);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
   advance_emit(r);                           // a no-op unless results were taken out of order
