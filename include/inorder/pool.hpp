@@ -17,8 +17,6 @@
 // started concurrently.
 #pragma once
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -26,7 +24,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <future>
@@ -173,43 +170,20 @@ struct Outcome {
   std::exception_ptr error;
 };
 
-/// Progress reporting for one call: the user's callback and/or a bar on stderr.
+/// Progress reporting for one call: the user's callback and/or a bar on
+/// stderr. Compiled in the library (src/pool/progress.cpp), so this header
+/// does no terminal I/O of its own.
 class Progress {
  public:
-  Progress(const CallSettings& s, std::size_t total)
-      : callback_(s.progress),
-        bar_(s.progress_bar && isatty(STDERR_FILENO) == 1),
-        total_(total),
-        start_(std::chrono::steady_clock::now()) {}
-
-  void update(std::size_t done) {
-    if (callback_) callback_(done, total_);
-    if (!bar_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (done != total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
-    last_draw_ = now;
-    draw(done, now);
-  }
-
-  void finish(std::size_t done) {
-    if (!bar_ || done == 0) return;
-    draw(done, std::chrono::steady_clock::now());
-    std::fputc('\n', stderr);
-  }
+  /// Draws a bar only when `s.progress_bar` is set and stderr is a terminal.
+  Progress(const CallSettings& s, std::size_t total);
+  /// After each item: calls the callback; redraws the bar at most every 100 ms.
+  void update(std::size_t done);
+  /// At the end of the call: the bar's last state and a newline.
+  void finish(std::size_t done);
 
  private:
-  void draw(std::size_t done, std::chrono::steady_clock::time_point now) const {
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0.0;
-    if (total_ != 0) {
-      const double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : 0;
-      std::fprintf(stderr, "\r%zu/%zu items (%3.0f%%)  %.1f/s  ETA %.1fs   ", done, total_,
-                   100.0 * static_cast<double>(done) / static_cast<double>(total_), rate, eta);
-    } else {
-      std::fprintf(stderr, "\r%zu items  %.1f/s   ", done, rate);
-    }
-    std::fflush(stderr);
-  }
+  void draw(std::size_t done, std::chrono::steady_clock::time_point now) const;
 
   std::function<void(std::size_t, std::size_t)> callback_;
   bool bar_;

@@ -48,6 +48,11 @@ struct Ring {
 
 }  // namespace
 
+/// Ordering: `owner` and `closed` use the default, sequentially consistent,
+/// on purpose: they change once or twice per pair's life, and `closed` must
+/// be ordered with the EventCount protocol's sleeper count (seq_cst there)
+/// so that a close is never missed by a sleeping peer. The ring counters
+/// (Ring::head, Ring::tail), on the per-message path, name their orderings.
 struct PipeShared {
   /// pid of the process that owns each side; 0 = the Point is unclaimed.
   /// Written by claim() (and at creation for the Anchor); read by the peer.

@@ -42,6 +42,9 @@ namespace inorder::detail {
 /// Sleeps until *word != expected, a wake, or `deadline` (kForever: no limit).
 /// Returns false only when the deadline passed. Spurious returns are allowed.
 bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline);
+/// A futex_wake count meaning "every sleeper": more than processes can exist.
+inline constexpr int kWakeAll = 1 << 30;
+
 /// Wakes up to `count` processes sleeping on `word`.
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept;
 
@@ -94,7 +97,7 @@ struct alignas(kCacheLine) EventCount {
     }
   }
   void notify_one() noexcept { notify(1); }
-  void notify_all() noexcept { notify(1 << 30); }
+  void notify_all() noexcept { notify(kWakeAll); }
 
   /// Waits until cond() is true or `deadline` passes; returns cond()'s last
   /// value. Spins briefly, then yields, then sleeps on the futex.

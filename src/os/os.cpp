@@ -16,6 +16,10 @@
 #include <system_error>
 
 namespace inorder::detail {
+namespace {
+/// The longest single poll() (about 12 days); a longer wait polls again.
+constexpr long long kLongestPollMs = 1 << 30;
+}  // namespace
 
 void throw_errno(const char* what) { throw_errno(errno, what); }
 
@@ -60,7 +64,7 @@ bool await_pidfd(int pidfd, Deadline deadline) {
     } else if (deadline != kForever) {
       const auto now = Clock::now();
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(deadline, now) - now);
-      timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
+      timeout_ms = static_cast<int>(std::min<long long>(left.count(), kLongestPollMs));
     }
     pollfd fd{pidfd, POLLIN, 0};
     const int rc = poll(&fd, 1, timeout_ms);

@@ -45,13 +45,19 @@ namespace detail {
 enum : std::uint32_t { kProcRunning = 0, kProcDone = 1, kProcFailed = 2 };
 enum : std::uint32_t { kLoop = 0, kFinishing = 1, kResultPhase = 2, kErrorPhase = 3 };
 
+/// Ordering: every atomic here uses the default, sequentially consistent,
+/// on purpose. This is a cold path (a few operations per hook call, against a
+/// hook that does real work), `kill` and `child_pid` need seq_cst as a Dekker
+/// pair, and one rule for the whole struct is easier to check than a named
+/// ordering per access. The timers are the exception: they are written per
+/// hook call and name their orderings (see process/timer.hpp).
 struct ProcessControl {
   // Configuration, written by start() before the first fork; read-only after.
   std::uint64_t runs = 0;
   std::uint32_t has_runs = 0;
   std::uint64_t join_in_ns = 0;
   std::uint64_t start_ns = 0;
-  std::uint64_t timeout_ns[4] = {};  // per hook prerun..onfinish; 0: none
+  std::uint64_t timeout_ns[kTimedHookCount] = {};  // per hook prerun..onfinish; 0: none
   std::uint64_t max_result = 0;
   std::uint32_t forked = 0;  // 0: run_here (no watcher, no deadlines)
 
@@ -70,7 +76,7 @@ struct ProcessControl {
   /// The hook the child is in or last entered; names a timeout or a crash.
   std::atomic<std::uint32_t> hook{0};
   /// Attempts left; decremented by the child (exception) or the watcher.
-  std::atomic<std::uint32_t> lives_left{1};
+  std::atomic<std::uint32_t> attempts_left{1};
   /// Runs completed; the run a replacement child resumes at.
   std::atomic<std::uint64_t> current_run{0};
   /// Absolute CLOCK_MONOTONIC ns by which the current hook must end; 0: none.
@@ -142,6 +148,19 @@ void record_current_exception(ProcessControl* c, Hook hook, std::uint64_t run) {
   }
 }
 
+/// ProcessConfig::attempts, or its deprecated spelling ProcessConfig::lives.
+unsigned attempts_of(const ProcessConfig& cfg) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const unsigned old_spelling = cfg.lives;
+#pragma GCC diagnostic pop
+  if (old_spelling != 1 && cfg.attempts != 1 && old_spelling != cfg.attempts)
+    throw std::invalid_argument(
+        "inorder::Skprocess: config.lives is the deprecated name of config.attempts; set only "
+        "one");
+  return cfg.attempts != 1 ? cfg.attempts : old_spelling;
+}
+
 bool stopping(const ProcessControl* c) noexcept {
   if (c->stop.load() != 0) return true;
   return c->join_in_ns != 0 && now_ns() - c->start_ns >= c->join_in_ns;
@@ -165,7 +184,7 @@ class ProcessEngine {
   static Outcome attempt(ProcessBase& p, ProcessControl* c, Hook h, std::uint64_t run, Fn&& fn) {
     c->hook.store(static_cast<std::uint32_t>(h));
     const auto i = static_cast<std::size_t>(h);
-    const std::uint64_t limit = (c->forked != 0 && i < 4) ? c->timeout_ns[i] : 0;
+    const std::uint64_t limit = (c->forked != 0 && i < kTimedHookCount) ? c->timeout_ns[i] : 0;
     const std::uint64_t t0 = now_ns();
     if (limit != 0) {
       c->deadline_ns.store(t0 + limit);
@@ -176,27 +195,27 @@ class ProcessEngine {
     } catch (...) {
       if (limit != 0) c->deadline_ns.store(0);
       record_current_exception(c, h, run);
-      return c->lives_left.fetch_sub(1) > 1 ? Outcome::kRetry : Outcome::kExhausted;
+      return c->attempts_left.fetch_sub(1) > 1 ? Outcome::kRetry : Outcome::kExhausted;
     }
     if (limit != 0) c->deadline_ns.store(0);
     record_time(c->timers[i], now_ns() - t0);
     return Outcome::kOk;
   }
 
-  /// The lives are spent: on_error decides the result.
+  /// The attempts are spent: on_error decides the result.
   static void error_phase(ProcessBase& p, ProcessControl* c) {
     c->phase.store(kErrorPhase);
-    c->hook.store(static_cast<std::uint32_t>(Hook::error));
+    c->hook.store(static_cast<std::uint32_t>(Hook::kError));
     const ProcessError e = make_error(c);
     const std::uint64_t t0 = now_ns();
     try {
       c->result_size = p.produce_error_result_(e, result_area(c), c->max_result);
-      record_time(c->timers[static_cast<std::size_t>(Hook::error)], now_ns() - t0);
+      record_time(c->timers[static_cast<std::size_t>(Hook::kError)], now_ns() - t0);
       c->state.store(kProcDone);
     } catch (const ProcessError&) {
       c->state.store(kProcFailed);  // rethrown (the default): the record stands
     } catch (...) {
-      record_current_exception(c, Hook::error, c->current_run.load());
+      record_current_exception(c, Hook::kError, c->current_run.load());
       c->state.store(kProcFailed);
     }
   }
@@ -209,8 +228,8 @@ class ProcessEngine {
       while (!(c->has_runs != 0 && run >= c->runs) && !stopping(c)) {
         const std::uint64_t t0 = now_ns();
         bool cut = false, retry = false;
-        for (Hook h : {Hook::prerun, Hook::run, Hook::postrun}) {
-          if (h != Hook::prerun && stopping(c)) {
+        for (Hook h : {Hook::kPrerun, Hook::kRun, Hook::kPostrun}) {
+          if (h != Hook::kPrerun && stopping(c)) {
             cut = true;
             break;
           }
@@ -223,19 +242,20 @@ class ProcessEngine {
         }
         if (cut) break;
         if (retry) continue;  // the same run again, from on_prerun
-        record_time(c->timers[static_cast<std::size_t>(Hook::iteration)], now_ns() - t0);
+        record_time(c->timers[static_cast<std::size_t>(Hook::kIteration)], now_ns() - t0);
         c->current_run.store(++run);
       }
       c->phase.store(kFinishing);
     }
     const std::uint64_t run = c->current_run.load();
     while (c->phase.load() == kFinishing) {  // a replacement after on_finish skips it
-      const Outcome o = attempt(p, c, Hook::onfinish, run, [&p] { p.call_hook_(Hook::onfinish); });
+      const Outcome o =
+          attempt(p, c, Hook::kOnFinish, run, [&p] { p.call_hook_(Hook::kOnFinish); });
       if (o == Outcome::kOk) c->phase.store(kResultPhase);
       if (o == Outcome::kExhausted) return error_phase(p, c);
     }
     for (;;) {
-      const Outcome o = attempt(p, c, Hook::result, run, [&p, c] {
+      const Outcome o = attempt(p, c, Hook::kResult, run, [&p, c] {
         c->result_size = p.produce_result_(result_area(c), c->max_result);
       });
       if (o == Outcome::kOk) break;
@@ -323,7 +343,7 @@ class ProcessEngine {
         c->state.store(kProcFailed);
         _exit(0);
       }
-      if (c->lives_left.fetch_sub(1) <= 1) c->phase.store(kErrorPhase);
+      if (c->attempts_left.fetch_sub(1) <= 1) c->phase.store(kErrorPhase);
       // Loop: a replacement (or the error hook's process), forked from our copy.
     }
   }
@@ -334,14 +354,14 @@ class ProcessEngine {
     c->runs = cfg.runs.value_or(0);
     c->join_in_ns = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.join_in).count());
-    const std::chrono::milliseconds t[4] = {cfg.timeouts.prerun, cfg.timeouts.run,
-                                            cfg.timeouts.postrun, cfg.timeouts.onfinish};
-    for (int i = 0; i < 4; ++i)
+    const std::chrono::milliseconds t[kTimedHookCount] = {
+        cfg.timeouts.prerun, cfg.timeouts.run, cfg.timeouts.postrun, cfg.timeouts.onfinish};
+    for (std::size_t i = 0; i < kTimedHookCount; ++i)
       c->timeout_ns[i] = static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(t[i]).count());
     c->max_result = cfg.max_result_bytes;
     c->forked = forked ? 1 : 0;
-    c->lives_left.store(cfg.lives);
+    c->attempts_left.store(attempts_of(cfg));
     c->start_ns = now_ns();
   }
 
@@ -350,7 +370,8 @@ class ProcessEngine {
       throw std::invalid_argument(std::string("inorder::Skprocess: config.") + field +
                                   " must not be negative");
     };
-    if (cfg.lives < 1) throw std::invalid_argument("inorder::Skprocess: config.lives must be >= 1");
+    if (attempts_of(cfg) < 1)
+      throw std::invalid_argument("inorder::Skprocess: config.attempts must be >= 1");
     if (cfg.join_in.count() < 0) bad("join_in");
     if (cfg.timeouts.prerun.count() < 0) bad("timeouts.prerun");
     if (cfg.timeouts.run.count() < 0) bad("timeouts.run");

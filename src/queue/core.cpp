@@ -32,11 +32,24 @@ constexpr std::size_t kDefaultMinWindow = 256;
 
 struct Validated {
   unsigned workers;
+  unsigned retries;
   std::size_t window;
   std::size_t capacity;
   std::size_t inline_bytes;
   std::size_t spill_bytes;
 };
+
+/// Options::retries, or its deprecated spelling Options::lives.
+unsigned retries_of(const Options& o) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const unsigned old_spelling = o.lives;
+#pragma GCC diagnostic pop
+  if (old_spelling != 0 && o.retries != 0 && old_spelling != o.retries)
+    throw std::invalid_argument(
+        "inorder: Options::lives is the deprecated name of Options::retries; set only one");
+  return o.retries != 0 ? o.retries : old_spelling;
+}
 
 Validated validate(const Options& o) {
   Validated v{};
@@ -84,7 +97,8 @@ Validated validate(const Options& o) {
     throw std::invalid_argument("inorder: Options::task_timeout must not be negative");
   if (o.restart_window.count() <= 0)
     throw std::invalid_argument("inorder: Options::restart_window must be positive");
-  if (o.lives > 1000) throw std::invalid_argument("inorder: Options::lives must be <= 1000");
+  v.retries = retries_of(o);
+  if (v.retries > 1000) throw std::invalid_argument("inorder: Options::retries must be <= 1000");
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   return v;
@@ -242,7 +256,7 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
     h->state.store(make_state(seq, kFree), std::memory_order_relaxed);
   }
 
-  c.lives = opts.lives;
+  c.retries = v.retries;
   c.retry_exceptions = opts.retry_exceptions ? 1 : 0;
   c.task_timeout_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.task_timeout).count());

@@ -38,10 +38,18 @@ inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 20;
 /// Phases of a slot (bits 24..31 of the state word).
 enum : std::uint32_t { kFree = 0, kReady = 1, kRunning = 2, kDone = 3, kTaken = 4 };
 
+/// Bits [23..0] of a state word: the worker index of a kRunning slot.
+inline constexpr std::uint32_t kStateWorkerMask = 0xFFFFFFu;
+static_assert(1024 <= kStateWorkerMask, "Options::workers (at most 1024) fits in the worker bits");
+
 /// State word: [63..32] sequence, [31..24] phase, [23..0] worker index (kRunning).
 constexpr std::uint64_t make_state(std::uint32_t seq, std::uint32_t phase,
                                    std::uint32_t worker = 0) noexcept {
-  return (std::uint64_t{seq} << 32) | (std::uint64_t{phase} << 24) | (worker & 0xFFFFFFu);
+  return (std::uint64_t{seq} << 32) | (std::uint64_t{phase} << 24) | (worker & kStateWorkerMask);
+}
+/// The worker index of a kRunning state.
+constexpr std::uint32_t state_worker(std::uint64_t st) noexcept {
+  return static_cast<std::uint32_t>(st) & kStateWorkerMask;
 }
 constexpr std::uint32_t state_seq(std::uint64_t st) noexcept {
   return static_cast<std::uint32_t>(st >> 32);
@@ -68,7 +76,11 @@ struct Control {
   /// Next sequence for a worker to claim. A hint only: the claim itself is the
   /// CAS kReady(s) -> kRunning(s, w) on the slot. Any worker that sees slot s
   /// already past kReady advances it by CAS (helping), so a worker that dies
-  /// right after its claim cannot stall dispatch.
+  /// right after its claim cannot stall dispatch. Orderings: moving the hint
+  /// forward is relaxed (it publishes nothing: the slot's own state word
+  /// carries the task); lowering it to a slot made kReady again (a retry) is
+  /// a release, paired with the workers' acquire load, so a worker sent back
+  /// to that slot sees kReady and does not step over it.
   alignas(kCacheLine) std::atomic<std::uint32_t> dispatch{0};
 
   // ---- written by getters (parent threads) ----
@@ -111,8 +123,8 @@ struct Control {
   std::size_t inline_bytes = 0;
   std::size_t slot_stride = 0;
   std::size_t spill_bytes = 0;
-  std::uint32_t lives = 0;              ///< retries after a crash or timeout
-  std::uint32_t retry_exceptions = 0;   ///< lives also cover exceptions
+  std::uint32_t retries = 0;            ///< Options::retries: after a crash or timeout
+  std::uint32_t retry_exceptions = 0;   ///< retries also cover exceptions
   std::uint64_t task_timeout_ns = 0;    ///< 0: no per-task timeout
   std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
   std::uint64_t restart_window_ns = 0;  ///< ... within this long

@@ -16,7 +16,7 @@
 // When a worker dies, the supervisor finds the one slot that names it in
 // kRunning(s, w) (a claim is a single CAS that records the owner, so no other
 // trace is needed), and either makes the task kReady again and lowers the
-// dispatch hint (a life is left) or writes an error record and publishes
+// dispatch hint (a retry is left) or writes an error record and publishes
 // kDone(s). Then it forks a replacement into the same worker index, unless
 // the restart cap is reached, in which case the queue becomes Broken.
 #include <poll.h>
@@ -156,12 +156,12 @@ class Supervisor {
     for (std::uint32_t k = 0; k < c_.capacity; ++k) {
       SlotHeader& h = *reinterpret_cast<SlotHeader*>(r_.slots + k * c_.slot_stride);
       std::uint64_t st = h.state.load(std::memory_order_acquire);
-      if (state_phase(st) != kRunning || (st & 0xFFFFFFu) != w) continue;
+      if (state_phase(st) != kRunning || state_worker(st) != w) continue;
       const std::uint32_t s = state_seq(st);
       const bool timed_out = timed_out_valid_[w] && timed_out_[w] == s;
       h.attempts = static_cast<std::uint16_t>(h.attempts + 1);
       const unsigned attempts = h.attempts;
-      if (attempts <= c_.lives && c_.broken.load(std::memory_order_acquire) == 0) {
+      if (attempts <= c_.retries && c_.broken.load(std::memory_order_acquire) == 0) {
         h.state.store(make_state(s, kReady), std::memory_order_release);
         lower_dispatch(s);
         c_.task_ec.notify_all();
@@ -180,7 +180,7 @@ class Supervisor {
         msg = describe_wait_status("worker " + std::to_string(pid), status) +
               " while running this task";
       }
-      if (c_.lives > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
+      if (c_.retries > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
       ResultSink sink;
       sink.inline_area = r_.result_area(h);
       sink.inline_bytes = c_.inline_bytes;
@@ -197,9 +197,10 @@ class Supervisor {
   }
 
   void lower_dispatch(std::uint32_t s) {
-    std::uint32_t cur = c_.dispatch.load(std::memory_order_acquire);
-    while (before(s, cur) &&
-           !c_.dispatch.compare_exchange_weak(cur, s, std::memory_order_acq_rel)) {
+    std::uint32_t cur = c_.dispatch.load(std::memory_order_relaxed);
+    // Release: a worker that reads the lowered hint (acquire) sees kReady(s).
+    while (before(s, cur) && !c_.dispatch.compare_exchange_weak(
+                                 cur, s, std::memory_order_release, std::memory_order_relaxed)) {
     }
   }
 

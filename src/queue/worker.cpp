@@ -44,100 +44,144 @@ class Worker {
     init_message_ = std::move(message);
   }
 
+  /// The worker loop: returns at shutdown, or once stopped with every task
+  /// dispatched.
   void run() {
-    std::uint32_t gate = c_.emit.load(std::memory_order_acquire) + c_.window;
-    std::uint64_t busy_since = now_ns();
-    std::uint64_t tasks_since_flush = 0;
-    auto go_idle = [&] {
-      // Busy time is accounted per streak of back-to-back tasks, so a stream
-      // of tiny tasks costs no clock reads.
-      rec_.busy_ns.fetch_add(now_ns() - busy_since, std::memory_order_relaxed);
-      tasks_since_flush = 0;
-    };
-    bool idle = false;
+    gate_ = c_.emit.load(std::memory_order_acquire) + c_.window;
+    busy_since_ = now_ns();
     for (;;) {
       if (c_.shutdown.load(std::memory_order_relaxed)) break;
       const std::uint32_t d = c_.dispatch.load(std::memory_order_acquire);
-      // The window gate: run d only if d < emit + window.
-      if (!before(d, gate)) {
-        gate = c_.emit.load(std::memory_order_acquire) + c_.window;
-        if (!before(d, gate)) {
-          // Gated. If stopped with every task dispatched, leave now rather
-          // than wait for a getter that may never come (join() waits for us).
-          const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
-          if (stopped_and_drained(d)) break;
-          if (!idle) go_idle(), idle = true;
-          c_.progress_ec.await(
-              [&] {
-                return before(d, c_.emit.load(std::memory_order_acquire) + c_.window) ||
-                       c_.dispatch.load(std::memory_order_acquire) != d ||
-                       c_.closed.load(std::memory_order_acquire) != closed ||
-                       c_.shutdown.load(std::memory_order_relaxed) != 0;
-              },
-              kForever);
-          continue;
-        }
+      if (!inside_window(d)) {
+        if (!wait_at_gate(d)) break;
+        continue;
       }
       SlotHeader& h = r_.slot(d);
-      std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with commit_put
+      const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with commit_put
       if (st == make_state(d, kReady)) {
-        if (h.state.compare_exchange_strong(st, make_state(d, kRunning, index_),
-                                            std::memory_order_acq_rel)) {
-          std::uint32_t expected = d;
-          c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
-          if (idle) busy_since = now_ns(), idle = false;
-          const std::uint64_t limit =
-              h.timeout_ms != 0 ? std::uint64_t{h.timeout_ms} * 1'000'000 : c_.task_timeout_ns;
-          if (limit != 0) {
-            // Publish what runs since when, for the supervisor's timeout check
-            // (see WorkerRecord: since is zeroed first, so a pair read across
-            // a change is never taken for the new task's start).
-            rec_.running_since_ns.store(0, std::memory_order_release);
-            rec_.running_seq.store(d, std::memory_order_release);
-            rec_.running_timeout_ns.store(limit, std::memory_order_release);
-            rec_.running_since_ns.store(now_ns(), std::memory_order_release);
-            // Without a queue-wide timeout the supervisor sleeps untimed: wake it.
-            if (c_.task_timeout_ns == 0) eventfd_signal(c_.wake_fd);
-          }
-          run_one(d, h);
-          if (++tasks_since_flush == 1024) {
-            go_idle();
-            busy_since = now_ns();
-          }
-        }
-        continue;
+        claim_and_run(d, h, st);
+      } else if (already_taken(d, st)) {
+        step_over(d);
+      } else if (!wait_for_task(d, h, st)) {
+        break;
       }
-      const std::uint32_t at = state_seq(st);
-      if ((at == d && state_phase(st) != kFree) || before(d, at)) {
-        // Step over d: claimed by another worker, a pass-through value, or
-        // already emitted and the slot reused for a later lap (a value can
-        // be taken by get() before any worker looked at its slot).
-        std::uint32_t expected = d;
-        c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_acq_rel);
-        continue;
-      }
-      // Nothing to run at d yet. put_word is read only here, off the path
-      // of a task that is ready: it is the producers' hottest line.
-      // `closed` is read first: a stop() after that read changes it, one
-      // before it shows in put_word (close_puts sets put_word first).
-      const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
-      if (stopped_and_drained(d)) break;
-      // kFree(d): not put yet, or claimed by a producer that has not
-      // published yet. Sleep until the slot changes.
-      if (!idle) go_idle(), idle = true;
-      c_.task_ec.await(
-          [&] {
-            return h.state.load(std::memory_order_acquire) != st ||
-                   c_.dispatch.load(std::memory_order_acquire) != d ||
-                   c_.closed.load(std::memory_order_acquire) != closed ||
-                   c_.shutdown.load(std::memory_order_relaxed) != 0;
-          },
-          kForever);
     }
-    if (!idle) go_idle();
+    if (!idle_) flush_busy_time();
   }
 
  private:
+  /// The window gate: d may start only if d < emit + window. The limit is
+  /// cached and emit re-read only when d reaches it.
+  bool inside_window(std::uint32_t d) noexcept {
+    if (before(d, gate_)) return true;
+    gate_ = c_.emit.load(std::memory_order_acquire) + c_.window;
+    return before(d, gate_);
+  }
+
+  /// Gated at d: sleeps until emit moves (or dispatch, stop, shutdown).
+  /// False if stopped with every task dispatched: leave now rather than wait
+  /// for a getter that may never come (join() waits for us).
+  bool wait_at_gate(std::uint32_t d) {
+    const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
+    if (stopped_and_drained(d)) return false;
+    mark_idle();
+    c_.progress_ec.await(
+        [&] {
+          return before(d, c_.emit.load(std::memory_order_acquire) + c_.window) ||
+                 c_.dispatch.load(std::memory_order_acquire) != d ||
+                 c_.closed.load(std::memory_order_acquire) != closed ||
+                 c_.shutdown.load(std::memory_order_relaxed) != 0;
+        },
+        kForever);
+    return true;
+  }
+
+  /// Claims kReady(d) with one CAS (losing it to another worker is fine),
+  /// moves the dispatch hint on and runs the task.
+  void claim_and_run(std::uint32_t d, SlotHeader& h, std::uint64_t st) {
+    if (!h.state.compare_exchange_strong(st, make_state(d, kRunning, index_),
+                                         std::memory_order_acq_rel))
+      return;
+    std::uint32_t expected = d;
+    // Relaxed: moving the hint forward publishes nothing (see Control::dispatch).
+    c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_relaxed);
+    mark_busy();
+    publish_running(d, h);
+    run_one(d, h);
+    if (++tasks_since_flush_ == 1024) {
+      flush_busy_time();
+      busy_since_ = now_ns();
+    }
+  }
+
+  /// With a time limit in force, publishes what runs since when, for the
+  /// supervisor's timeout check (see WorkerRecord: since is zeroed first, so a
+  /// pair read across a change is never taken for the new task's start).
+  void publish_running(std::uint32_t d, const SlotHeader& h) noexcept {
+    const std::uint64_t limit =
+        h.timeout_ms != 0 ? std::uint64_t{h.timeout_ms} * 1'000'000 : c_.task_timeout_ns;
+    if (limit == 0) return;
+    rec_.running_since_ns.store(0, std::memory_order_release);
+    rec_.running_seq.store(d, std::memory_order_release);
+    rec_.running_timeout_ns.store(limit, std::memory_order_release);
+    rec_.running_since_ns.store(now_ns(), std::memory_order_release);
+    // Without a queue-wide timeout the supervisor sleeps untimed: wake it.
+    if (c_.task_timeout_ns == 0) eventfd_signal(c_.wake_fd);
+  }
+
+  /// Slot d is past kReady for sequence d: claimed by another worker, a
+  /// pass-through value, or already emitted and the slot reused for a later
+  /// lap (a value can be taken by get() before any worker looked at its slot).
+  static bool already_taken(std::uint32_t d, std::uint64_t st) noexcept {
+    const std::uint32_t at = state_seq(st);
+    return (at == d && state_phase(st) != kFree) || before(d, at);
+  }
+
+  /// Moves the dispatch hint past d (helping: see Control::dispatch).
+  void step_over(std::uint32_t d) noexcept {
+    std::uint32_t expected = d;
+    c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_relaxed);
+  }
+
+  /// Nothing to run at d yet: kFree(d), not put yet or claimed by a producer
+  /// that has not published. Sleeps until the slot changes. False if stopped
+  /// with every task dispatched.
+  bool wait_for_task(std::uint32_t d, SlotHeader& h, std::uint64_t st) {
+    // put_word is read only here, off the path of a task that is ready: it
+    // is the producers' hottest line. `closed` is read first: a stop() after
+    // that read changes it, one before it shows in put_word (close_puts sets
+    // put_word first).
+    const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
+    if (stopped_and_drained(d)) return false;
+    mark_idle();
+    c_.task_ec.await(
+        [&] {
+          return h.state.load(std::memory_order_acquire) != st ||
+                 c_.dispatch.load(std::memory_order_acquire) != d ||
+                 c_.closed.load(std::memory_order_acquire) != closed ||
+                 c_.shutdown.load(std::memory_order_relaxed) != 0;
+        },
+        kForever);
+    return true;
+  }
+
+  /// Busy time is accounted per streak of back-to-back tasks, so a stream of
+  /// tiny tasks costs no clock reads.
+  void flush_busy_time() noexcept {
+    rec_.busy_ns.fetch_add(now_ns() - busy_since_, std::memory_order_relaxed);
+    tasks_since_flush_ = 0;
+  }
+  void mark_idle() noexcept {
+    if (idle_) return;
+    flush_busy_time();
+    idle_ = true;
+  }
+  void mark_busy() noexcept {
+    if (!idle_) return;
+    busy_since_ = now_ns();
+    idle_ = false;
+  }
+
   /// Stopped, and every task put was dispatched: nothing can arrive for us.
   bool stopped_and_drained(std::uint32_t d) const noexcept {
     const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
@@ -182,15 +226,16 @@ class Worker {
     rec_.tasks.fetch_add(1, std::memory_order_relaxed);
   }
 
-  /// With Options::retry_exceptions, a task that threw and has lives left goes
+  /// With Options::retry_exceptions, a task that threw and has retries left goes
   /// back to kReady and the dispatch hint is lowered so a worker finds it.
   bool retry(std::uint32_t d, SlotHeader& h) {
-    if (!c_.retry_exceptions || h.attempts >= c_.lives) return false;
+    if (!c_.retry_exceptions || h.attempts >= c_.retries) return false;
     h.attempts = static_cast<std::uint16_t>(h.attempts + 1);
     h.state.store(make_state(d, kReady), std::memory_order_release);
-    std::uint32_t cur = c_.dispatch.load(std::memory_order_acquire);
-    while (before(d, cur) &&
-           !c_.dispatch.compare_exchange_weak(cur, d, std::memory_order_acq_rel)) {
+    std::uint32_t cur = c_.dispatch.load(std::memory_order_relaxed);
+    // Release: a worker that reads the lowered hint (acquire) sees kReady(d).
+    while (before(d, cur) && !c_.dispatch.compare_exchange_weak(cur, d, std::memory_order_release,
+                                                                std::memory_order_relaxed)) {
     }
     c_.task_ec.notify_all();
     return true;
@@ -204,6 +249,10 @@ class Worker {
   bool init_failed_ = false;
   std::string init_type_;
   std::string init_message_;
+  std::uint32_t gate_ = 0;               ///< cached emit + window (inside_window)
+  std::uint64_t busy_since_ = 0;         ///< start of the current busy streak (ns)
+  std::uint64_t tasks_since_flush_ = 0;  ///< tasks since busy time was last added
+  bool idle_ = false;                    ///< between busy streaks
 };
 
 }  // namespace
