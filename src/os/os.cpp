@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <system_error>
 
 namespace inorder::detail {
@@ -25,6 +26,11 @@ void throw_errno(const char* what) { throw_errno(errno, what); }
 
 void throw_errno(int err, const char* what) {
   throw std::system_error(err, std::generic_category(), what);
+}
+
+unsigned renamed_setting(unsigned now, unsigned old, unsigned unset, const char* conflict) {
+  if (old != unset && now != unset && old != now) throw std::invalid_argument(conflict);
+  return now != unset ? now : old;
 }
 
 std::uint64_t now_ns() noexcept {
@@ -114,6 +120,27 @@ std::string describe_wait_status(const std::string& who, int status) {
     s += " ended with wait status " + std::to_string(status);
   }
   return s;
+}
+
+WatchEvents watch_children(int parent_fd, int wake_fd, std::span<const int> children,
+                           std::int64_t timeout_ns) {
+  std::vector<pollfd> fds;
+  fds.reserve(children.size() + 2);
+  fds.push_back({parent_fd, POLLIN, 0});  // poll() skips negative fds
+  fds.push_back({wake_fd, POLLIN, 0});
+  for (const int fd : children) fds.push_back({fd, POLLIN, 0});
+  timespec ts{};
+  if (timeout_ns >= 0) ts = to_timespec(static_cast<std::uint64_t>(timeout_ns));
+  WatchEvents ev;
+  ev.ended.assign(children.size(), 0);
+  if (ppoll(fds.data(), fds.size(), timeout_ns >= 0 ? &ts : nullptr, nullptr) < 0) {
+    ev.failed = errno != EINTR;
+    return ev;
+  }
+  ev.parent_gone = fds[0].revents != 0;
+  if (fds[1].revents != 0) eventfd_drain(wake_fd);
+  for (std::size_t i = 0; i < children.size(); ++i) ev.ended[i] = fds[i + 2].revents != 0;
+  return ev;
 }
 
 int eventfd_create(const char* what) {

@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <span>
 #include <string>
 #include <typeinfo>
+#include <vector>
 
 #include "inorder/detail/deadline.hpp"
 
@@ -31,6 +33,13 @@ namespace inorder::detail {
 std::uint64_t now_ns() noexcept;
 /// `ns` nanoseconds as a timespec (relative or absolute, as the caller means it).
 timespec to_timespec(std::uint64_t ns) noexcept;
+
+// ---- configuration ----
+
+/// A setting renamed this release, read from its new field `now` and its
+/// deprecated one `old` (both default to `unset`): whichever was changed.
+/// Throws std::invalid_argument with `conflict` when both were, differently.
+unsigned renamed_setting(unsigned now, unsigned old, unsigned unset, const char* conflict);
 
 // ---- memory ----
 
@@ -63,6 +72,24 @@ void kill_and_reap(pid_t pid) noexcept;
 /// How a process ended, after `who`: "worker 42 was killed by signal 9
 /// (SIGKILL, Killed)", "... exited with status 3", "... ended with wait status N".
 std::string describe_wait_status(const std::string& who, int status);
+
+// ---- watching children ----
+
+/// What one sleep of a child watcher saw.
+struct WatchEvents {
+  bool failed = false;       ///< poll failed (not EINTR); errno says why
+  bool parent_gone = false;  ///< the parent's pidfd is readable: it exited
+  std::vector<char> ended;   ///< ended[i]: children[i]'s pidfd is readable
+};
+
+/// The one sleep of a single-threaded process that forks children and watches
+/// them (the queue's supervisor, a Skprocess watcher): polls the pidfd of its
+/// own parent, an eventfd others write to wake it (drained here) and the pidfds
+/// of its children, until one of them is readable or `timeout_ns` passes
+/// (negative: no limit). A negative fd is not watched. Interrupted by a
+/// signal, it returns with nothing seen.
+WatchEvents watch_children(int parent_fd, int wake_fd, std::span<const int> children,
+                           std::int64_t timeout_ns);
 
 // ---- eventfd: a wake-up signal between processes ----
 

@@ -13,7 +13,6 @@
 // result area. The error record and the result are written by one process
 // and read by another only across a fork or a waitpid, which order them.
 
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -154,11 +153,9 @@ unsigned attempts_of(const ProcessConfig& cfg) {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   const unsigned old_spelling = cfg.lives;
 #pragma GCC diagnostic pop
-  if (old_spelling != 1 && cfg.attempts != 1 && old_spelling != cfg.attempts)
-    throw std::invalid_argument(
-        "inorder::Skprocess: config.lives is the deprecated name of config.attempts; set only "
-        "one");
-  return cfg.attempts != 1 ? cfg.attempts : old_spelling;
+  return renamed_setting(
+      cfg.attempts, old_spelling, 1,
+      "inorder::Skprocess: config.lives is the deprecated name of config.attempts; set only one");
 }
 
 bool stopping(const ProcessControl* c) noexcept {
@@ -294,21 +291,19 @@ class ProcessEngine {
       const int cfd = pidfd_open(kid);
       bool timed_out = false;
       while (cfd >= 0) {
-        pollfd fds[3] = {{cfd, POLLIN, 0}, {parent_fd, POLLIN, 0}, {p.event_fd_, POLLIN, 0}};
-        timespec ts{};
-        timespec* tsp = nullptr;
+        std::int64_t timeout_ns = -1;  // the armed hook deadline, if any
         if (const std::uint64_t d = c->deadline_ns.load(); d != 0) {
           const std::uint64_t now = now_ns();
-          ts = to_timespec(d > now ? d - now : 0);
-          tsp = &ts;
+          timeout_ns = static_cast<std::int64_t>(d > now ? d - now : 0);
         }
-        if (ppoll(fds, 3, tsp, nullptr) < 0 && errno != EINTR) break;
-        if (fds[1].revents != 0) {  // the parent is gone: so are we
+        const int kids[1] = {cfd};
+        const WatchEvents ev = watch_children(parent_fd, p.event_fd_, kids, timeout_ns);
+        if (ev.failed) break;
+        if (ev.parent_gone) {  // the parent is gone: so are we
           kill_and_reap(kid);
           _exit(0);
         }
-        if (fds[2].revents != 0) eventfd_drain(p.event_fd_);
-        if (fds[0].revents != 0) break;
+        if (ev.ended[0] != 0) break;
         const std::uint64_t d = c->deadline_ns.load();
         if (d != 0 && now_ns() >= d) {
           timed_out = true;

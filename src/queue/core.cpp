@@ -45,10 +45,9 @@ unsigned retries_of(const Options& o) {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   const unsigned old_spelling = o.lives;
 #pragma GCC diagnostic pop
-  if (old_spelling != 0 && o.retries != 0 && old_spelling != o.retries)
-    throw std::invalid_argument(
-        "inorder: Options::lives is the deprecated name of Options::retries; set only one");
-  return o.retries != 0 ? o.retries : old_spelling;
+  return renamed_setting(
+      o.retries, old_spelling, 0,
+      "inorder: Options::lives is the deprecated name of Options::retries; set only one");
 }
 
 Validated validate(const Options& o) {

@@ -19,7 +19,6 @@
 // dispatch hint (a retry is left) or writes an error record and publishes
 // kDone(s). Then it forks a replacement into the same worker index, unless
 // the restart cap is reached, in which case the queue becomes Broken.
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -67,38 +66,33 @@ class Supervisor {
     futex_wake(c_.started, 1 << 30);
 
     for (;;) {
-      std::vector<pollfd> fds;
-      fds.push_back({parent_fd_, POLLIN, 0});
-      fds.push_back({wake_fd_, POLLIN, 0});
-      std::vector<unsigned> who;
-      for (unsigned w = 0; w < c_.workers; ++w) {
-        if (pidfds_[w] < 0) continue;
-        fds.push_back({pidfds_[w], POLLIN, 0});
-        who.push_back(w);
-      }
-      const int timeout_ms = tick_ms();
-      const int rc = poll(fds.data(), fds.size(), timeout_ms);
-      if (rc < 0 && errno != EINTR) _exit(2);
-
-      if (fds[0].revents != 0) {  // the parent died: nobody will read results
+      const int tick = tick_ms();
+      const WatchEvents ev = watch_children(parent_fd_, wake_fd_, pidfds_,
+                                            tick < 0 ? -1 : std::int64_t{tick} * 1'000'000);
+      if (ev.failed) _exit(2);
+      if (ev.parent_gone) {  // the parent died: nobody will read results
         kill_all_and_reap();
         _exit(0);
       }
-      if (fds[1].revents != 0) eventfd_drain(wake_fd_);
       if (c_.shutdown.load(std::memory_order_acquire) != 0) shut_down();  // never returns
 
-      for (std::size_t i = 0; i < who.size(); ++i)
-        if (fds[i + 2].revents != 0) reap(who[i]);
+      for (unsigned w = 0; w < c_.workers; ++w)
+        if (ev.ended[w] != 0) reap(w);
       check_timeouts();
 
-      bool any_alive = false;
-      for (const int fd : pidfds_) any_alive = any_alive || fd >= 0;
       const bool closed = (c_.put_word.load(std::memory_order_acquire) & kClosedBit) != 0;
-      if (!any_alive && (closed || c_.broken.load(std::memory_order_acquire) != 0)) _exit(0);
+      if (!any_worker_alive() && (closed || c_.broken.load(std::memory_order_acquire) != 0))
+        _exit(0);
     }
   }
 
  private:
+  [[nodiscard]] bool any_worker_alive() const noexcept {
+    for (const int fd : pidfds_)
+      if (fd >= 0) return true;
+    return false;
+  }
+
   bool spawn(unsigned w) {
     const pid_t me = getpid();
     // The worker keeps wake_fd: it writes it when a task with its own
@@ -199,8 +193,8 @@ class Supervisor {
   void lower_dispatch(std::uint32_t s) {
     std::uint32_t cur = c_.dispatch.load(std::memory_order_relaxed);
     // Release: a worker that reads the lowered hint (acquire) sees kReady(s).
-    while (before(s, cur) && !c_.dispatch.compare_exchange_weak(
-                                 cur, s, std::memory_order_release, std::memory_order_relaxed)) {
+    while (before(s, cur) && !c_.dispatch.compare_exchange_weak(cur, s, std::memory_order_release,
+                                                                std::memory_order_relaxed)) {
     }
   }
 
@@ -257,22 +251,14 @@ class Supervisor {
     // busy ones get the grace period, then SIGKILL.
     const std::uint64_t deadline = now_ns() + c_.grace_ns;
     for (;;) {
-      std::vector<pollfd> fds;
-      std::vector<unsigned> who;
-      for (unsigned w = 0; w < c_.workers; ++w) {
-        if (pidfds_[w] < 0) continue;
-        fds.push_back({pidfds_[w], POLLIN, 0});
-        who.push_back(w);
-      }
-      if (fds.empty()) _exit(0);
+      if (!any_worker_alive()) _exit(0);
       const std::uint64_t now = now_ns();
       if (now >= deadline) break;
-      const int ms = static_cast<int>((deadline - now + 999'999) / 1'000'000);
-      const int rc = poll(fds.data(), fds.size(), ms);
-      if (rc < 0 && errno != EINTR) break;
-      for (std::size_t i = 0; i < who.size(); ++i) {
-        if (fds[i].revents == 0) continue;
-        const unsigned w = who[i];
+      const WatchEvents ev =
+          watch_children(-1, -1, pidfds_, static_cast<std::int64_t>(deadline - now));
+      if (ev.failed) break;
+      for (unsigned w = 0; w < c_.workers; ++w) {
+        if (ev.ended[w] == 0) continue;
         if (!try_reap(pids_[w])) continue;
         close(pidfds_[w]);
         pidfds_[w] = -1;

@@ -45,9 +45,9 @@ namespace inorder::detail {
 namespace {
 
 constexpr std::uint64_t kMagic =
-    0x7265'6853'6472'6f6e;                // marks an arena in a core dump; never trusted
+    0x7265'6853'6472'6f6e;  // marks an arena in a core dump; never trusted
 constexpr std::size_t kBlockHeader = kShareBlockHeader;  // [size class][data length]
-constexpr unsigned kMinClass = 5;         // smallest block: 32 bytes
+constexpr unsigned kMinClass = 5;                        // smallest block: 32 bytes
 constexpr unsigned kClasses = 64;
 /// Undo records one transaction may make. A value set costs about 5, a list
 /// append about 3 (plus 4 when its index grows), a map insertion about 6.
