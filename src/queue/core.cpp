@@ -33,6 +33,7 @@ constexpr std::size_t kDefaultMinWindow = 256;
 struct Validated {
   unsigned workers;
   unsigned retries;
+  std::size_t slot_stride;  ///< header + task area + result area
   std::size_t window;
   std::size_t capacity;
   std::size_t inline_bytes;
@@ -86,6 +87,7 @@ Validated validate(const Options& o) {
   if (o.inline_bytes < 64 || o.inline_bytes > (std::size_t{1} << 20))
     throw std::invalid_argument("inorder: Options::inline_bytes must be between 64 and 1 MiB");
   v.inline_bytes = round_up(o.inline_bytes, kCacheLine);
+  v.slot_stride = sizeof(SlotHeader) + 2 * v.inline_bytes;
   if (o.max_spill_bytes < v.inline_bytes)
     throw std::invalid_argument("inorder: Options::max_spill_bytes must be >= inline_bytes");
   v.spill_bytes = round_up(o.max_spill_bytes, page_size());
@@ -131,6 +133,11 @@ struct Core::Impl {
   int wake_fd = -1;        ///< eventfd the supervisor polls: stop / shutdown
 
   explicit Impl(const Options& o) : opts(o) {}
+
+  // Construction, in three steps (Core::Core).
+  void map_region(const Validated& v);
+  void init_control(const Validated& v);
+  void start_supervisor();
 
   ~Impl() {
     if (wake_fd >= 0) close(wake_fd);
@@ -200,11 +207,17 @@ struct Core::Impl {
 
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
-  Impl& m = *impl_;
+  impl_->map_region(v);
+  impl_->init_control(v);
+  impl_->start_supervisor();
+}
 
+/// Maps the ring and the spill reservation and places the shared structures.
+void Core::Impl::map_region(const Validated& v) {
+  Impl& m = *this;
   // One mapping for control, worker records and slots; anonymous and shared,
   // so it is inherited by fork and has no name anywhere.
-  const std::size_t stride = sizeof(SlotHeader) + 2 * v.inline_bytes;
+  const std::size_t stride = v.slot_stride;
   const std::size_t records_off = round_up(sizeof(Control), kCacheLine);
   const std::size_t slots_off =
       round_up(records_off + v.workers * sizeof(WorkerRecord), page_size());
@@ -234,14 +247,18 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   for (unsigned i = 0; i < v.workers; ++i) new (&m.r.records[i]) WorkerRecord();
   m.r.slots = base + slots_off;
   m.r.spill = static_cast<std::byte*>(m.spill_map);
+}
 
+/// Fills the read-only part of Control and makes every slot kFree.
+void Core::Impl::init_control(const Validated& v) {
+  Impl& m = *this;
   Control& c = *m.r.ctl;
   c.capacity = static_cast<std::uint32_t>(v.capacity);
   c.mask = static_cast<std::uint32_t>(v.capacity - 1);
   c.window = static_cast<std::uint32_t>(v.window);
   c.workers = v.workers;
   c.inline_bytes = v.inline_bytes;
-  c.slot_stride = stride;
+  c.slot_stride = v.slot_stride;
   c.spill_bytes = v.spill_bytes;
   const std::uint32_t first = opts.first_sequence;
   c.put_word.store(first, std::memory_order_relaxed);
@@ -264,7 +281,12 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.restart_window).count());
   c.grace_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.shutdown_grace).count());
+}
 
+/// Forks the supervisor and waits until it has forked the workers.
+void Core::Impl::start_supervisor() {
+  Impl& m = *this;
+  Control& c = *m.r.ctl;
   m.wake_fd = eventfd_create("inorder: eventfd");
   c.wake_fd = m.wake_fd;
 
