@@ -540,7 +540,9 @@ void report_ratios(const Args& a, const std::vector<Row>& rows, Metrics& m) {
   }
 }
 
-int run_compare(const Args& a) {
+/// The tools the systems need: the imap.py script, and python3 when a
+/// py-imap system is asked for.
+Context make_context(const Args& a) {
   Context ctx;
   ctx.script = INORDER_IMAP_PY;
   if (const char* s = std::getenv("INORDER_IMAP_PY"); s != nullptr && *s != '\0') ctx.script = s;
@@ -551,28 +553,15 @@ int run_compare(const Args& a) {
     ctx.python = find_python();
     if (!ctx.python) std::fprintf(stderr, "note: python3 not found: py-imap-* rows skipped\n");
   }
+  return ctx;
+}
 
-  if (a.csv)
-    std::printf("workload,system,workers,tasks,seconds,tasks_per_s\n");
-  else
-    print_table_header();
-  std::fflush(stdout);
-
-  const auto start = SteadyClock::now();
-  // What the machine gives, before and after the table: the ceiling of every
-  // "2 workers / 1 worker" ratio.
-  std::optional<double> speedup_before;
-  std::optional<double> hop_before;
-  if (a.extras) {
-    speedup_before = parallel_speedup(2, a.quick ? 0.2 : 1.0);
-    hop_before = core_to_core_ns(a.quick ? 20'000 : 200'000);
-  }
-  std::vector<Row> rows;
+/// Runs every (workload, workers, system) cell, prints its row and keeps it
+/// in `rows`; every single run goes to `runs_csv`. Returns the failed cells.
+int run_table(const Args& a, const Context& ctx, std::vector<Row>& rows,
+              std::ostringstream& runs_csv) {
   int failures = 0;
   std::map<std::string, bool> noted;
-  std::ostringstream runs_csv;  // every run, for --runs
-  runs_csv << "workload,system,workers,run,tasks,seconds,tasks_per_s\n";
-  runs_csv.precision(9);
   for (const Workload w : a.workloads) {
     for (const unsigned workers : workers_for(a, w)) {
       for (const System s : a.systems) {
@@ -604,9 +593,14 @@ int run_compare(const Args& a) {
       }
     }
   }
-  const double compare_seconds = seconds_since(start);
+  return failures;
+}
 
-  Metrics m;
+/// Idle cost, latency and what the machine gives, measured after the table
+/// in the same run (none with --no-extras). Returns the failed measurements.
+int report_extras(const Args& a, Metrics& m, std::optional<double> speedup_before,
+                  std::optional<double> hop_before) {
+  int failures = 0;
   std::FILE* out = summary_stream(a);
   // Idle cost and latency, in the same run as the table.
   const unsigned idle_workers = std::max(2U, cores());
@@ -678,12 +672,12 @@ int run_compare(const Args& a) {
     m.add("cpu_core_to_core_ns_after", *hop);
   }
 
-  report_ratios(a, rows, m);
-  const double total = seconds_since(start);
-  std::fprintf(out, "\ntime: table %.1f s, everything %.1f s\n", compare_seconds, total);
-  m.add("table_seconds", compare_seconds);
-  m.add("total_seconds", total);
+  return failures;
+}
 
+/// Writes the --extra and --runs files. Returns the files that failed.
+int write_files(const Args& a, const Metrics& m, const std::ostringstream& runs_csv) {
+  int failures = 0;
   if (a.extra_file) {
     std::ofstream f(*a.extra_file);
     f << "metric,value\n";
@@ -705,6 +699,43 @@ int run_compare(const Args& a) {
       ++failures;
     }
   }
+  return failures;
+}
+
+int run_compare(const Args& a) {
+  const Context ctx = make_context(a);
+
+  if (a.csv)
+    std::printf("workload,system,workers,tasks,seconds,tasks_per_s\n");
+  else
+    print_table_header();
+  std::fflush(stdout);
+
+  const auto start = SteadyClock::now();
+  // What the machine gives, before and after the table: the ceiling of every
+  // "2 workers / 1 worker" ratio.
+  std::optional<double> speedup_before;
+  std::optional<double> hop_before;
+  if (a.extras) {
+    speedup_before = parallel_speedup(2, a.quick ? 0.2 : 1.0);
+    hop_before = core_to_core_ns(a.quick ? 20'000 : 200'000);
+  }
+  std::vector<Row> rows;
+  std::ostringstream runs_csv;  // every run, for --runs
+  runs_csv << "workload,system,workers,run,tasks,seconds,tasks_per_s\n";
+  runs_csv.precision(9);
+  int failures = run_table(a, ctx, rows, runs_csv);
+  const double compare_seconds = seconds_since(start);
+
+  Metrics m;
+  failures += report_extras(a, m, speedup_before, hop_before);
+  report_ratios(a, rows, m);
+  const double total = seconds_since(start);
+  std::fprintf(summary_stream(a), "\ntime: table %.1f s, everything %.1f s\n", compare_seconds,
+               total);
+  m.add("table_seconds", compare_seconds);
+  m.add("total_seconds", total);
+  failures += write_files(a, m, runs_csv);
   if (failures > 0) std::fprintf(stderr, "%d run(s) failed\n", failures);
   return failures > 0 ? 1 : 0;
 }
@@ -713,6 +744,70 @@ int run_compare(const Args& a) {
 // The sweep.
 
 std::size_t round_up_64(std::size_t n) { return (n + 63) / 64 * 64; }
+
+/// One measured configuration of the sweep.
+struct SweepPoint {
+  unsigned workers;
+  std::size_t window, capacity, inline_bytes, spill, ring;
+  RunResult result;
+  [[nodiscard]] double rate() const { return static_cast<double>(result.tasks) / result.seconds; }
+};
+
+/// The inline_bytes values to try: --inline-bytes, or a default per workload.
+std::vector<std::size_t> sweep_inlines(const Args& a, Workload w) {
+  std::vector<std::size_t> inlines = a.inlines;
+  if (inlines.empty()) {
+    inlines = {64, 192, 1024};
+    if (info(w).payload > 0) {
+      // A payload result fits inline only up to the 1 MiB limit of inline_bytes.
+      inlines = {192, 4096};
+      if (info(w).payload + 8 <= (std::size_t{1} << 20))
+        inlines.push_back(round_up_64(info(w).payload + 8));
+    }
+  }
+  return inlines;
+}
+
+/// One line of the sweep table (or CSV row).
+void print_point(const Args& a, Workload w, const SweepPoint& p) {
+  if (a.csv) {
+    std::printf("%s,%u,%zu,%zu,%zu,%zu,%zu,%ld,%.6f,%.1f\n", info(w).name, p.workers, p.window,
+                p.capacity, p.inline_bytes, p.spill, p.ring, p.result.tasks, p.result.seconds,
+                p.rate());
+  } else {
+    std::printf("%7u %7zu %9zu %12zu %10zu %10.1f %9.3f %13s\n", p.workers, p.window, p.capacity,
+                p.inline_bytes, p.spill, static_cast<double>(p.ring) / 1024.0, p.result.seconds,
+                human_rate(p.rate()).c_str());
+  }
+}
+
+/// The fastest point, and the smallest ring within 5% of it as the advice.
+void report_best(std::FILE* out, Workload w, const std::vector<SweepPoint>& points) {
+  if (!points.empty()) {
+    const SweepPoint* best = &points[0];
+    for (const SweepPoint& p : points)
+      if (p.rate() > best->rate()) best = &p;
+    const SweepPoint* pick = nullptr;
+    for (const SweepPoint& p : points) {
+      if (p.rate() < 0.95 * best->rate()) continue;
+      if (pick == nullptr || p.ring < pick->ring ||
+          (p.ring == pick->ring &&
+           (p.workers < pick->workers || (p.workers == pick->workers && p.rate() > pick->rate()))))
+        pick = &p;
+    }
+    std::fprintf(out, "\nbest: workers=%u window=%zu capacity=%zu inline_bytes=%zu: %s\n",
+                 best->workers, best->window, best->capacity, best->inline_bytes,
+                 human_rate(best->rate()).c_str());
+    std::fprintf(out,
+                 "recommended for %s (smallest ring within 5%% of the best):\n"
+                 "  inorder::Options{.workers = %u, .window = %zu, .capacity = %zu, "
+                 ".inline_bytes = %zu}\n"
+                 "  %s (%.0f%% of the best), ring %.1f KiB\n",
+                 info(w).name, pick->workers, pick->window, pick->capacity, pick->inline_bytes,
+                 human_rate(pick->rate()).c_str(), 100.0 * pick->rate() / best->rate(),
+                 static_cast<double>(pick->ring) / 1024.0);
+  }
+}
 
 int run_sweep(const Args& a) {
   const Workload w = *a.sweep;
@@ -750,28 +845,13 @@ int run_sweep(const Args& a) {
   };
   constexpr std::size_t kMaxRing = std::size_t{512} << 20;
   const std::vector<unsigned> workers = workers_for(a, w);
-  std::vector<std::size_t> inlines = a.inlines;
-  if (inlines.empty()) {
-    inlines = {64, 192, 1024};
-    if (info(w).payload > 0) {
-      // A payload result fits inline only up to the 1 MiB limit of inline_bytes.
-      inlines = {192, 4096};
-      if (info(w).payload + 8 <= (std::size_t{1} << 20))
-        inlines.push_back(round_up_64(info(w).payload + 8));
-    }
-  }
+  const std::vector<std::size_t> inlines = sweep_inlines(a, w);
   const std::vector<std::size_t> capacities =
       a.capacities.empty() ? std::vector<std::size_t>{0} : a.capacities;  // 0: default
   const std::vector<std::size_t> spills =
       a.spills.empty() ? std::vector<std::size_t>{0} : a.spills;  // 0: default
 
-  struct Point {
-    unsigned workers;
-    std::size_t window, capacity, inline_bytes, spill, ring;
-    RunResult result;
-    [[nodiscard]] double rate() const { return static_cast<double>(result.tasks) / result.seconds; }
-  };
-  std::vector<Point> points;
+  std::vector<SweepPoint> points;
   int failures = 0;
 
   if (a.csv) {
@@ -821,19 +901,11 @@ int run_sweep(const Args& a) {
               continue;
             }
             const std::size_t spill_eff = spill != 0 ? spill : inorder::Options{}.max_spill_bytes;
-            Point p{wk,           run.window,
-                    run.capacity, round_up_64(inl),
-                    spill_eff,    ring_bytes(run.capacity, round_up_64(inl)),
-                    run.result};
-            if (a.csv) {
-              std::printf("%s,%u,%zu,%zu,%zu,%zu,%zu,%ld,%.6f,%.1f\n", info(w).name, p.workers,
-                          p.window, p.capacity, p.inline_bytes, p.spill, p.ring, p.result.tasks,
-                          p.result.seconds, p.rate());
-            } else {
-              std::printf("%7u %7zu %9zu %12zu %10zu %10.1f %9.3f %13s\n", p.workers, p.window,
-                          p.capacity, p.inline_bytes, p.spill, static_cast<double>(p.ring) / 1024.0,
-                          p.result.seconds, human_rate(p.rate()).c_str());
-            }
+            const SweepPoint p{wk,           run.window,
+                               run.capacity, round_up_64(inl),
+                               spill_eff,    ring_bytes(run.capacity, round_up_64(inl)),
+                               run.result};
+            print_point(a, w, p);
             std::fflush(stdout);
             points.push_back(p);
           }
@@ -842,30 +914,7 @@ int run_sweep(const Args& a) {
     }
   }
   std::FILE* out = summary_stream(a);
-  if (!points.empty()) {
-    const Point* best = &points[0];
-    for (const Point& p : points)
-      if (p.rate() > best->rate()) best = &p;
-    const Point* pick = nullptr;
-    for (const Point& p : points) {
-      if (p.rate() < 0.95 * best->rate()) continue;
-      if (pick == nullptr || p.ring < pick->ring ||
-          (p.ring == pick->ring &&
-           (p.workers < pick->workers || (p.workers == pick->workers && p.rate() > pick->rate()))))
-        pick = &p;
-    }
-    std::fprintf(out, "\nbest: workers=%u window=%zu capacity=%zu inline_bytes=%zu: %s\n",
-                 best->workers, best->window, best->capacity, best->inline_bytes,
-                 human_rate(best->rate()).c_str());
-    std::fprintf(out,
-                 "recommended for %s (smallest ring within 5%% of the best):\n"
-                 "  inorder::Options{.workers = %u, .window = %zu, .capacity = %zu, "
-                 ".inline_bytes = %zu}\n"
-                 "  %s (%.0f%% of the best), ring %.1f KiB\n",
-                 info(w).name, pick->workers, pick->window, pick->capacity, pick->inline_bytes,
-                 human_rate(pick->rate()).c_str(), 100.0 * pick->rate() / best->rate(),
-                 static_cast<double>(pick->ring) / 1024.0);
-  }
+  report_best(out, w, points);
   std::fprintf(out, "sweep time %.1f s\n", seconds_since(start));
   return failures > 0 ? 1 : 0;
 }

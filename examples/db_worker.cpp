@@ -22,7 +22,7 @@ class DatabaseWorker : public inorder::Skprocess<> {
  public:
   explicit DatabaseWorker(inorder::Reconnect<sqlite3*> db) : db_(std::move(db)) {
     // runs: unset, so it runs until stop()
-    config.lives = 3;           // two more attempts after a failure
+    config.attempts = 3;        // two more attempts after a failure
     config.timeouts.run = 30s;  // a query that takes longer is killed (and retried)
   }
 
@@ -91,9 +91,9 @@ int main(int argc, char** argv) {
     results.push_back(worker.listen<Rows>(10s).value_or(Rows{"<no answer>"}));
   }
   worker.stop();
-  worker.result();  // waits; throws inorder::ProcessError if the lives ran out
+  worker.result();  // waits; throws inorder::ProcessError if the attempts ran out
 
-  const inorder::TimerStats t = worker.timer(inorder::Hook::run);
+  const inorder::TimerStats t = worker.timer(inorder::Hook::kRun);
   std::printf("run hook: %llu calls, mean %.3f ms, max %.3f ms, p90 %.3f ms\n",
               static_cast<unsigned long long>(t.count()), t.mean() * 1e3, t.max() * 1e3,
               t.percentile(90) * 1e3);

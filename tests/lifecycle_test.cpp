@@ -234,7 +234,7 @@ TEST_F(Lifecycle, InvalidOptionsNameTheField) {
   }
 }
 
-TEST_F(Lifecycle, InlineBytesAtTheDocumentedMinimumIsAcceptedAndWorks) {
+TEST_F(Lifecycle, InlineBytesAtTheDocumentedMinimumIsAcceptedAndSpillsLargerPayloads) {
   EXPECT_NE(invalid_argument_message({.workers = 1, .inline_bytes = 63}).find("inline_bytes"),
             std::string::npos);
   inorder::ParallelQueue<std::string> q({.workers = 1, .inline_bytes = 64});

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <inorder/inorder.hpp>
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -408,26 +409,53 @@ TEST_F(ParallelQueueTest, DecodesNestedArgumentAndResultTypes) {
   EXPECT_EQ(*r, (std::map<std::string, std::size_t>{{"a!", 3}, {"bb!", 0}, {"ccc!", 1000}}));
 }
 
+/// Completion order of the tasks of RandomizedOrderUnderRandomTaskDurations.
+struct Completions {
+  static constexpr int kTasks = 3000;
+  std::atomic<int> finished{0};        ///< tasks finished so far
+  std::atomic<int> rank[kTasks] = {};  ///< 1 + finishing rank of task i; 0 until it finishes
+};
+
 TEST_F(ParallelQueueTest, RandomizedOrderUnderRandomTaskDurations) {
   std::mt19937 rng(12345);
   std::printf("[ figures  ] seed 12345\n");
+  constexpr int kTasks = Completions::kTasks;
+  constexpr int kHeldEvery = 50;  // task i (i % 50 == 0) finishes only after task i + 1
+  SharedBlock<Completions> done;
   inorder::ParallelQueue<int> q({.workers = 2, .window = 6, .capacity = 8});
-  std::vector<int> delays(3000);
+  std::vector<int> delays(kTasks);
   for (auto& d : delays) d = static_cast<int>(rng() % 4 == 0 ? rng() % 200 : 0);
   std::thread producer([&] {
-    for (int i = 0; i < 3000; ++i)
+    for (int i = 0; i < kTasks; ++i)
       q.put(
-          [](int idx, int us) {
+          [](Completions* c, int idx, int us, bool held) {
             if (us) std::this_thread::sleep_for(std::chrono::microseconds(us));
+            // A flag, not a sleep, forces the reordering: wait for the next
+            // task to finish (bounded, so a broken queue fails the count below
+            // instead of hanging here).
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (held && c->rank[idx + 1].load() == 0 &&
+                   std::chrono::steady_clock::now() < give_up)
+              sched_yield();
+            c->rank[idx].store(1 + c->finished.fetch_add(1));
             return idx;
           },
-          i, delays[i]);
+          done.get(), i, delays[static_cast<std::size_t>(i)],
+          i % kHeldEvery == 0 && i + 1 < kTasks);
     q.stop();
   });
   int expect = 0;
   while (auto v = q.get()) ASSERT_EQ(*v, expect++);
   producer.join();
-  EXPECT_EQ(expect, 3000);
+  EXPECT_EQ(expect, kTasks);
+  // The workers did finish out of order: at least every held task after its successor.
+  int finished_after_successor = 0;
+  for (int i = 0; i + 1 < kTasks; ++i)
+    if (done->rank[i].load() > done->rank[i + 1].load()) ++finished_after_successor;
+  EXPECT_GE(finished_after_successor, (kTasks - 1) / kHeldEvery + 1)
+      << "the forced reorderings did not happen";
+  std::printf("[ figures  ] %d of %d tasks finished after their successor\n",
+              finished_after_successor, kTasks);
 }
 
 }  // namespace
@@ -533,7 +561,7 @@ int answer_when_getter_sleeps(pid_t parent, pid_t getter, int i) {
 // the worker sleeps before each put (the test waits for its 'S' state), and
 // the getter sleeps before each result (the task waits for it). A lost wake-up
 // in either direction (the notifier's fence is skipped where the kernel
-// offers membarrier, see src/sync.hpp) would hang the test.
+// offers membarrier, see src/ipc/sync.hpp) would hang the test.
 TEST_F(ParallelQueueTest, WakesASleepingWorkerAndASleepingGetterOnEveryHandOff) {
   inorder::ParallelQueue<int> q({.workers = 1});
   const pid_t parent = getpid();

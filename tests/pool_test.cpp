@@ -563,7 +563,7 @@ TEST_F(PoolTest, EmptyInputGivesEmptyOutputEverywhere) {
                   .empty());
 }
 
-TEST_F(PoolTest, OneItemWorksEverywhere) {
+TEST_F(PoolTest, OneItemGivesItsResultThroughEveryCallForm) {
   inorder::Pool<int> pool({.workers = 2});
   const std::vector<int> one{7};
   auto f = [](int i) { return i * 3; };

@@ -1,4 +1,4 @@
-// tests/skprocess_test.cpp: the Skprocess lifecycle, lives, timeouts, control,
+// tests/skprocess_test.cpp: the Skprocess lifecycle, attempts, timeouts, control,
 // tell/listen and timers, each against a real watcher and child process.
 #include <inorder/pool.hpp>
 #include <inorder/skprocess.hpp>
@@ -125,7 +125,7 @@ class Flaky : public Skprocess<int> {
  public:
   explicit Flaky(Board* b) : b_(b) {
     config.runs = 3;
-    config.lives = 3;
+    config.attempts = 3;
   }
   void on_run() override {
     ++state_;  // kept across a retry: the same process, the same object
@@ -146,14 +146,14 @@ TEST_F(SkprocessTest, AnExceptionCostsALifeAndRetriesTheRunInTheSameProcess) {
   EXPECT_EQ(p.run(), 5);  // runs 0, 1 (x3), 2: state kept through both retries
   EXPECT_EQ(b->attempts.load(), 5);
   for (int i = 1; i < 5; ++i) EXPECT_EQ(b->pids[i].load(), b->pids[0].load());
-  EXPECT_EQ(p.timer(Hook::run).count(), 3u);  // only successful calls are timed
+  EXPECT_EQ(p.timer(Hook::kRun).count(), 3u);  // only successful calls are timed
 }
 
 class AlwaysThrows : public Skprocess<int> {
  public:
   AlwaysThrows() {
     config.runs = 5;
-    config.lives = 2;
+    config.attempts = 2;
   }
   void on_run() override {}
   void on_postrun() override {
@@ -191,7 +191,7 @@ class SelfKiller : public Skprocess<int> {
  public:
   explicit SelfKiller(Board* b) : b_(b) {
     config.runs = 5;
-    config.lives = 2;
+    config.attempts = 2;
   }
   void on_run() override {
     ++done_;
@@ -215,7 +215,7 @@ TEST_F(SkprocessTest, AKilledChildRestartsFromTheParentsCopyAtTheRunWhereItStopp
 TEST_F(SkprocessTest, ACrashAfterTheLastLifeNamesTheSignal) {
   inorder_test::SharedBlock<Board> b;
   SelfKiller p(b.get());
-  p.config.lives = 1;
+  p.config.attempts = 1;
   try {
     (void)p.run();
     FAIL();
@@ -269,9 +269,9 @@ TEST_F(SkprocessTest, AHookPastItsTimeoutIsKilledAndTheErrorSaysSo) {
 TEST_F(SkprocessTest, AHookTimeoutWithLivesLeftRestartsAtTheSameRun) {
   inorder_test::SharedBlock<Board> b;
   Hangs p(b.get());
-  p.config.lives = 2;
+  p.config.attempts = 2;
   EXPECT_EQ(p.run(), 3);
-  EXPECT_EQ(p.timer(Hook::run).count(), 3u);  // runs 0, 1 (second attempt), 2
+  EXPECT_EQ(p.timer(Hook::kRun).count(), 3u);  // runs 0, 1 (second attempt), 2
 }
 
 TEST_F(SkprocessTest, KillFromTheParentEndsItAndResultSaysKilled) {
@@ -351,14 +351,14 @@ class Timed : public Skprocess<> {
 TEST_F(SkprocessTest, TimersCountEachHookAndIterationAndAreReadableDuringTheRun) {
   inorder_test::SharedBlock<Board> b;
   Timed p(b.get());
-  EXPECT_THROW((void)p.timer(Hook::run), inorder::NotStarted);
+  EXPECT_THROW((void)p.timer(Hook::kRun), inorder::NotStarted);
   p.start();
   ASSERT_TRUE(inorder_test::wait_until([&] { return b->flag.load() == 1; }));
-  const auto during = p.timer(Hook::run);
+  const auto during = p.timer(Hook::kRun);
   EXPECT_EQ(during.count(), 10u);  // runs 0..9 done; run 10 waits for us
   b->attempts.store(1);
   p.result();
-  const auto t = p.timer(Hook::run);
+  const auto t = p.timer(Hook::kRun);
   EXPECT_EQ(t.count(), 20u);
   EXPECT_GE(t.min(), 0.001);
   EXPECT_LE(t.min(), t.median());
@@ -367,10 +367,10 @@ TEST_F(SkprocessTest, TimersCountEachHookAndIterationAndAreReadableDuringTheRun)
   EXPECT_DOUBLE_EQ(t.percentile(0), t.min());
   EXPECT_NEAR(t.total(), t.mean() * 20, 1e-9);
   EXPECT_GE(t.stdev(), 0.0);
-  EXPECT_EQ(p.timer(Hook::iteration).count(), 20u);
-  EXPECT_GE(p.timer(Hook::iteration).total(), t.total());
-  EXPECT_EQ(p.timer(Hook::prerun).count(), 20u);
-  EXPECT_EQ(p.timer(Hook::onfinish).count(), 1u);
+  EXPECT_EQ(p.timer(Hook::kIteration).count(), 20u);
+  EXPECT_GE(p.timer(Hook::kIteration).total(), t.total());
+  EXPECT_EQ(p.timer(Hook::kPrerun).count(), 20u);
+  EXPECT_EQ(p.timer(Hook::kOnFinish).count(), 1u);
   EXPECT_THROW((void)t.percentile(101), std::invalid_argument);
 }
 
@@ -382,11 +382,26 @@ TEST_F(SkprocessTest, ControlCallsBeforeStartThrowNotStartedAndBadConfigIsReject
   EXPECT_THROW((void)p.wait(1ms), inorder::NotStarted);
   EXPECT_THROW((void)p.result(), inorder::NotStarted);
   EXPECT_FALSE(p.is_alive());
-  p.config.lives = 0;
+  p.config.attempts = 0;
   EXPECT_THROW(p.start(), std::invalid_argument);
-  p.config.lives = 1;
+  p.config.attempts = 1;
   p.config.timeouts.run = -1ms;
   EXPECT_THROW(p.start(), std::invalid_argument);
+}
+
+TEST_F(SkprocessTest, DeprecatedLivesStillSetsTheAttemptsAndAConflictIsRejected) {
+  inorder_test::SharedBlock<Board> b;
+  Flaky p(b.get());
+  p.config.attempts = 1;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  p.config.lives = 3;
+  EXPECT_EQ(p.run(), 5) << "three attempts under the old name";
+  Endless q(b.get());
+  q.config.attempts = 2;
+  q.config.lives = 3;
+#pragma GCC diagnostic pop
+  EXPECT_THROW(q.start(), std::invalid_argument);
 }
 
 TEST_F(SkprocessTest, StartTwiceIsAnError) {
@@ -402,7 +417,7 @@ TEST_F(SkprocessTest, RunHereRunsTheLifecycleInThisProcess) {
   EXPECT_EQ(p.run_here(), 20);
   EXPECT_EQ(b->text(), "proprofx");
   Flaky f(b.get());
-  EXPECT_EQ(f.run_here(), 5);  // lives apply to exceptions here too
+  EXPECT_EQ(f.run_here(), 5);  // attempts apply to exceptions here too
   AlwaysThrows a;
   EXPECT_THROW((void)a.run_here(), ProcessError);
 }
@@ -412,7 +427,7 @@ class Summer : public Skprocess<long> {
  public:
   explicit Summer(int n) : n_(n) {
     config.runs = static_cast<std::uint64_t>(n);
-    config.lives = 2;
+    config.attempts = 2;
   }
   void on_run() override {
     if (n_ == 13) throw std::domain_error("unlucky");
@@ -503,7 +518,7 @@ class DiesInResult : public Skprocess<int> {
  public:
   explicit DiesInResult(Board* b) : b_(b) {
     config.runs = 2;
-    config.lives = 2;
+    config.attempts = 2;
   }
   void on_run() override {}
   void on_finish() override { b_->add('f'); }

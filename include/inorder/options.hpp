@@ -23,6 +23,10 @@ namespace inorder {
   return n == 0 ? 1U : n;
 }
 
+// The implicit copy and move of Options copy the deprecated field `lives`;
+// only a user's own use of it should warn, so the definition is exempt.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct Options {
   /// Worker processes forked at construction. Default: hardware threads.
   /// Must be >= 1.
@@ -75,16 +79,25 @@ struct Options {
 
   /// Per-task time limit; zero (the default) means none. A task that runs
   /// longer has its worker SIGKILLed and replaced; its slot fails with
-  /// inorder::TaskTimeout (or is retried, see `lives`). Checked every quarter
+  /// inorder::TaskTimeout (or is retried, see `retries`). Checked every quarter
   /// of the limit, so a task is stopped between 1x and 1.25x the limit.
   std::chrono::milliseconds task_timeout{0};
 
   /// Retries of a task whose worker crashed or timed out: each retry runs on
-  /// a fresh worker. Default 0: the first crash fails the slot.
-  unsigned lives = 0;
+  /// a fresh worker, so a task runs at most `retries + 1` times. Default 0:
+  /// the first crash fails the slot. At most 1000. (Called `lives` in the
+  /// library inorder follows; see the deprecated field below.)
+  unsigned retries = 0;
 
-  /// Also spend lives on tasks that throw (default false: an exception is the
-  /// task's answer and is delivered at once).
+  /// Deprecated spelling of `retries`, kept for one release (it counted
+  /// retries too, not attempts). Either field may be set; setting both to
+  /// different nonzero values makes the constructor throw
+  /// std::invalid_argument.
+  [[deprecated(
+      "inorder: Options::lives is now Options::retries (the same count)")]] unsigned lives = 0;
+
+  /// Also spend retries on tasks that throw (default false: an exception is
+  /// the task's answer and is delivered at once).
   bool retry_exceptions = false;
 
   /// Worker recycling, for task code that leaks: a worker that has finished
@@ -114,12 +127,13 @@ struct Options {
   /// so tests can start next to the wrap point. Leave it at 0.
   std::uint32_t first_sequence = 0;
 };
+#pragma GCC diagnostic pop
 
 /// Settings for one task, given to ParallelQueue::put_with.
 struct TaskOptions {
   /// This task's time limit, overriding Options::task_timeout; zero means the
   /// queue's setting. Past it the worker is killed and replaced and the slot
-  /// fails with inorder::TaskTimeout (or is retried, see Options::lives).
+  /// fails with inorder::TaskTimeout (or is retried, see Options::retries).
   std::chrono::milliseconds timeout{0};
 };
 

@@ -39,34 +39,13 @@
 
 #include "inorder/codec.hpp"
 #include "inorder/detail/core.hpp"
+#include "inorder/detail/deadline.hpp"
 #include "inorder/errors.hpp"
 #include "inorder/options.hpp"
 #include "inorder/stats.hpp"
 
 namespace inorder {
 namespace detail {
-
-/// Converts a user's time point on any clock to a steady_clock deadline.
-template <class C, class D>
-Deadline to_deadline(const std::chrono::time_point<C, D>& tp) {
-  if constexpr (std::is_same_v<C, Clock>) {
-    return std::chrono::time_point_cast<Clock::duration>(tp);
-  } else {
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(tp - C::now());
-  }
-}
-
-/// A relative timeout as a deadline; negative is an error, huge means forever.
-template <class Rep, class Period>
-Deadline after(const std::chrono::duration<Rep, Period>& d) {
-  if (d < std::chrono::duration<Rep, Period>::zero())
-    throw std::invalid_argument("inorder: timeout must not be negative");
-  const auto now = Clock::now();
-  using Big = std::chrono::duration<long double>;
-  if (std::chrono::duration_cast<Big>(d) >= std::chrono::duration_cast<Big>(kForever - now))
-    return kForever;
-  return now + std::chrono::ceil<Clock::duration>(d);
-}
 
 /// Runs in a worker: rebuilds the callable and arguments, calls, encodes.
 template <class R, class Fn, class... A>

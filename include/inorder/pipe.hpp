@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "inorder/codec.hpp"
-#include "inorder/detail/core.hpp"
+#include "inorder/detail/deadline.hpp"
 #include "inorder/errors.hpp"
 
 namespace inorder {
@@ -106,15 +106,7 @@ class PipeEnd {
 
   template <class T, class Rep, class Period>
   std::optional<T> try_recv_for(const std::chrono::duration<Rep, Period>& timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero())
-      throw std::invalid_argument("inorder::Pipe: timeout must not be negative");
-    using Big = std::chrono::duration<long double>;
-    const auto now = Clock::now();
-    const Deadline d =
-        std::chrono::duration_cast<Big>(timeout) >= std::chrono::duration_cast<Big>(kForever - now)
-            ? kForever
-            : now + std::chrono::ceil<Clock::duration>(timeout);
-    return recv_until_<T>(d);
+    return recv_until_<T>(after(timeout));
   }
 
   template <class T>

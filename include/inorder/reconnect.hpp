@@ -27,7 +27,7 @@
 namespace inorder {
 namespace detail {
 
-/// Entry in the calling process's list of open Reconnects (src/skprocess.cpp).
+/// Entry in the calling process's list of open Reconnects (src/process/reconnect.cpp).
 class ReconnectNode {
  public:
   /// Closes this process's resource; called with the node already unlinked.

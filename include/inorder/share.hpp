@@ -131,9 +131,12 @@ void share_bind(ShareRef ref, std::string_view name, ShareKind kind, const Share
 /// A block of `n` bytes not reachable from anything yet; its data starts at
 /// share_data(). Throws ShareFull.
 std::uint64_t share_alloc(ShareRef ref, std::size_t n);
+/// Bytes in front of each arena block's data: [size class][data length].
+/// The allocator (src/share/share.cpp) lays blocks out with the same constant.
+inline constexpr std::size_t kShareBlockHeader = 16;
 /// Data of the block at `off`, 16-byte aligned.
 inline std::byte* share_data(ShareRef ref, std::uint64_t off) noexcept {
-  return ref.base + off + 16;
+  return ref.base + off + kShareBlockHeader;
 }
 
 /// An object of a kind made empty (lists, maps, logs): allocated, initialised.

@@ -9,7 +9,8 @@
 // whose value result() returns in the parent. stop() and join_in are looked at
 // between hooks: a hook in progress is never cut short by them.
 //
-// Failures cost a life (`config.lives` attempts in all, default 1):
+// Failures cost an attempt (`config.attempts` in all, default 1; the "lives" of
+// the library this follows):
 //  * a hook that throws is retried in the same process, which keeps its state:
 //    the iteration is redone from on_prerun (or on_finish / on_result is
 //    called again);
@@ -17,7 +18,7 @@
 //    by the watcher process: it does not run on), and a process that crashes
 //    is replaced: the new process is forked from the object as it was at
 //    start() in the parent, and resumes at the run where the old one stopped.
-// When the lives are spent, on_error(e) runs in a fresh process (or the same
+// When the attempts are spent, on_error(e) runs in a fresh process (or the same
 // one, after an exception): by default it rethrows e, and result() throws that
 // ProcessError (hook, run and cause); a value it returns becomes the result.
 //
@@ -49,15 +50,34 @@
 
 namespace inorder {
 
-/// The hooks, plus `iteration` (prerun + run + postrun of one run) for timers.
-enum class Hook : std::uint8_t { prerun, run, postrun, onfinish, result, error, iteration };
-inline constexpr std::size_t kHookCount = 7;
+/// The hooks, plus kIteration (prerun + run + postrun of one run) for timers.
+enum class Hook : std::uint8_t {
+  kPrerun,
+  kRun,
+  kPostrun,
+  kOnFinish,
+  kResult,
+  kError,
+  kIteration,  ///< keep last: kHookCount is derived from it
+  // The spellings of the previous release, kept for one more.
+  prerun [[deprecated("use Hook::kPrerun")]] = kPrerun,
+  run [[deprecated("use Hook::kRun")]] = kRun,
+  postrun [[deprecated("use Hook::kPostrun")]] = kPostrun,
+  onfinish [[deprecated("use Hook::kOnFinish")]] = kOnFinish,
+  result [[deprecated("use Hook::kResult")]] = kResult,
+  error [[deprecated("use Hook::kError")]] = kError,
+  iteration [[deprecated("use Hook::kIteration")]] = kIteration,
+};
+/// Number of distinct hooks (timer slots).
+inline constexpr std::size_t kHookCount = static_cast<std::size_t>(Hook::kIteration) + 1;
+/// The hooks that can have a time limit (HookTimeouts): kPrerun .. kOnFinish.
+inline constexpr std::size_t kTimedHookCount = static_cast<std::size_t>(Hook::kOnFinish) + 1;
 
 /// Name of a hook as errors report it ("prerun", "run", ...).
 const char* hook_name(Hook h) noexcept;
 
 /// Per-hook time limits; zero (the default) means no limit. A hook past its
-/// limit is killed with its process and costs a life.
+/// limit is killed with its process and costs an attempt.
 struct HookTimeouts {
   std::chrono::milliseconds prerun{0};
   std::chrono::milliseconds run{0};
@@ -65,7 +85,11 @@ struct HookTimeouts {
   std::chrono::milliseconds onfinish{0};
 };
 
-/// Set in the derived class's constructor (`config.lives = 3;`); read by start().
+/// Set in the derived class's constructor (`config.attempts = 3;`); read by start().
+// The implicit copy of ProcessConfig copies the deprecated field `lives`;
+// only a user's own use of it should warn, so the definition is exempt.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct ProcessConfig {
   /// Number of runs; none (the default): until stop() or join_in.
   std::optional<std::uint64_t> runs;
@@ -73,7 +97,14 @@ struct ProcessConfig {
   /// When it has passed, the child stops as if stop() had been called.
   std::chrono::milliseconds join_in{0};
   /// Attempts in all, at least 1 (default 1: the first failure is final).
-  unsigned lives = 1;
+  /// A failure (exception, crash, timeout) costs one.
+  unsigned attempts = 1;
+  /// Deprecated spelling of `attempts`, kept for one release (it counted
+  /// attempts too, not retries). Either field may be changed from 1; changing
+  /// both to different values makes start() throw std::invalid_argument.
+  [[deprecated(
+      "inorder: ProcessConfig::lives is now ProcessConfig::attempts (the same count)")]] unsigned
+      lives = 1;
   HookTimeouts timeouts;
   /// Bytes of each direction of the tell()/listen() channel; larger messages
   /// still go through (default 64 KiB).
@@ -81,6 +112,7 @@ struct ProcessConfig {
   /// Largest encoded result (default 16 MiB); a larger one fails the result hook.
   std::size_t max_result_bytes = std::size_t{16} << 20;
 };
+#pragma GCC diagnostic pop
 
 /// A snapshot of one hook's timer. Times in seconds. count, total, mean,
 /// stdev (sample standard deviation, 0 below 2 samples), min and max cover
@@ -178,7 +210,7 @@ class ProcessBase {
   }
 
  protected:
-  // Implemented by Skprocess<R>: the hooks, type-erased for src/skprocess.cpp.
+  // Implemented by Skprocess<R>: the hooks, type-erased for src/process/skprocess.cpp.
   virtual void call_hook_(Hook h) = 0;
   /// Calls on_result() and encodes it into [dst, dst + cap); returns the size.
   virtual std::size_t produce_result_(std::byte* dst, std::size_t cap) = 0;
@@ -254,7 +286,7 @@ class Skprocess : public ProcessBase {
       return R{};
     }
   }
-  /// Called once the lives are spent, with the last failure. Rethrows it by
+  /// Called once the attempts are spent, with the last failure. Rethrows it by
   /// default (result() throws it); a value returned becomes the result.
   virtual R on_error(const ProcessError& e) { throw e; }
 
@@ -265,16 +297,16 @@ class Skprocess : public ProcessBase {
 
   void call_hook_(Hook h) override {
     switch (h) {
-      case Hook::prerun:
+      case Hook::kPrerun:
         on_prerun();
         break;
-      case Hook::run:
+      case Hook::kRun:
         on_run();
         break;
-      case Hook::postrun:
+      case Hook::kPostrun:
         on_postrun();
         break;
-      case Hook::onfinish:
+      case Hook::kOnFinish:
         on_finish();
         break;
       default:

@@ -8,22 +8,15 @@
 #pragma once
 
 #include <sys/types.h>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
+#include "inorder/detail/deadline.hpp"
 #include "inorder/options.hpp"
 #include "inorder/stats.hpp"
 
 namespace inorder::detail {
-
-using Clock = std::chrono::steady_clock;
-using Deadline = Clock::time_point;
-/// Wait without limit.
-inline constexpr Deadline kForever = Deadline::max();
-/// Do not wait at all (try_ forms).
-inline constexpr Deadline kNoWait = Deadline::min();
 
 /// Where a worker writes a task's encoded result. Lives in the worker process.
 class ResultSink {

@@ -1,4 +1,4 @@
-// src/pipe.cpp: the shared-memory rings behind inorder::Pipe.
+// src/ipc/pipe.cpp: the shared-memory rings behind inorder::Pipe.
 //
 // One anonymous MAP_SHARED mapping per pair holds a header and one byte ring
 // per direction (ring[s] carries what side s sends). Each ring is a
@@ -7,10 +7,9 @@
 // its encoded bytes. A frame that fits in the ring is published with one store
 // of `tail`, so the receiver sees it whole or not at all; a larger frame is
 // published piece by piece as the receiver frees space. Both sides sleep on
-// EventCounts (src/sync.hpp). A waiting call also wakes every kPeerCheck to
+// EventCounts (src/ipc/sync.hpp). A waiting call also wakes every kPeerCheck to
 // check that its peer still exists (a pidfd of the peer's process), so a peer
 // that died without closing its end is noticed within that bound.
-#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -23,8 +22,8 @@
 #include <system_error>
 
 #include "inorder/pipe.hpp"
-#include "internal.hpp"
-#include "sync.hpp"
+#include "ipc/sync.hpp"
+#include "os/os.hpp"
 
 namespace inorder::detail {
 namespace {
@@ -49,6 +48,11 @@ struct Ring {
 
 }  // namespace
 
+/// Ordering: `owner` and `closed` use the default, sequentially consistent,
+/// on purpose: they change once or twice per pair's life, and `closed` must
+/// be ordered with the EventCount protocol's sleeper count (seq_cst there)
+/// so that a close is never missed by a sleeping peer. The ring counters
+/// (Ring::head, Ring::tail), on the per-message path, name their orderings.
 struct PipeShared {
   /// pid of the process that owns each side; 0 = the Point is unclaimed.
   /// Written by claim() (and at creation for the Anchor); read by the peer.
@@ -93,16 +97,6 @@ void copy_out(const std::byte* buf, std::uint64_t cap, std::uint64_t pos, std::b
   if (first < n) std::memcpy(dst + first, buf, n - first);
 }
 
-/// True if `pid` has exited (or does not exist). A zombie counts as exited.
-bool process_gone(pid_t pid) {
-  const int fd = pidfd_open(pid);
-  if (fd < 0) return errno == ESRCH;
-  pollfd p{fd, POLLIN, 0};
-  const int rc = poll(&p, 1, 0);
-  close(fd);
-  return rc == 1;
-}
-
 [[noreturn]] void throw_closed(int side, const char* what) {
   std::string m = "inorder::Pipe: the ";
   m += side == 0 ? "Point" : "Anchor";
@@ -119,8 +113,7 @@ PipeMapping::PipeMapping(bool one_way, std::size_t capacity) {
                                 ") must be at least 64 bytes");
   bytes_ = kHeaderBytes + capacity * (one_way ? 1 : 2);
   void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    throw std::system_error(errno, std::generic_category(), "inorder::Pipe: mmap");
+  if (p == MAP_FAILED) throw_errno("inorder::Pipe: mmap");
   shared_ = new (p) PipeShared();
   shared_->owner[0].store(getpid());
   shared_->owner[1].store(0);
@@ -165,16 +158,17 @@ bool wait_peer(const PipeMapping& m, PipeShared* s, int side, EventCount& ec, Co
                Deadline deadline, const char* what) {
   const int peer = 1 - side;
   auto woken = [&] { return cond() || s->closed[peer].load() != 0; };
-  for (;;) {
-    const Deadline slice =
-        deadline == kNoWait ? kNoWait : std::min(deadline, Clock::now() + kPeerCheck);
-    if (ec.await(woken, slice) && cond()) return true;
-    if (!m.peer_alive(side)) {
-      if (cond()) return true;
-      throw_closed(side, what);
-    }
-    if (deadline == kNoWait || Clock::now() >= deadline) return cond();
-  }
+  auto peer_ok = [&] {
+    if (!m.peer_alive(side) && !cond()) throw_closed(side, what);
+    return true;
+  };
+  // A wake-up by the peer's close() is not a success: the peer is looked at next.
+  if (wait_in_slices(
+          deadline, kPeerCheck, [&](Deadline until) { return ec.await(woken, until) && cond(); },
+          peer_ok))
+    return true;
+  peer_ok();  // the deadline passed: a gone peer still makes this end throw
+  return cond();
 }
 
 }  // namespace

@@ -1,10 +1,6 @@
-// src/core.cpp: the parent side of a queue: set-up, producers, getters,
+// src/queue/core.cpp: the parent side of a queue: set-up, producers, getters,
 // lifecycle. The worker side is in worker.cpp; the layout in shared.hpp.
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <algorithm>
 #include <bit>
@@ -20,12 +16,12 @@
 
 #include "inorder/detail/core.hpp"
 #include "inorder/errors.hpp"
-#include "internal.hpp"
+#include "queue/error_record.hpp"
+#include "queue/region.hpp"
 
 namespace inorder::detail {
 namespace {
 
-constexpr std::size_t kPage = 4096;
 /// Spilled payloads at least this large have their pages returned to the
 /// system when their slot is freed; smaller ones stay mapped for reuse, so the
 /// memory a queue keeps is bounded by capacity x this threshold x 2.
@@ -33,14 +29,8 @@ constexpr std::size_t kReleaseThreshold = std::size_t{256} << 10;
 /// Upper bound of the spill reservation (address space, not memory).
 constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
 /// The smallest default window (see Options::window).
 constexpr std::size_t kDefaultMinWindow = 256;
-
-std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 /// Hard bound of the pending stage: live sequence numbers must stay within
 /// 2^31 of each other (shared.hpp), so claims never run further ahead.
@@ -48,12 +38,25 @@ constexpr std::size_t kMaxPending = std::size_t{1} << 30;
 
 struct Validated {
   unsigned workers;
+  unsigned retries;
+  std::size_t slot_stride;  ///< header + task area + result area
   std::size_t window;
   std::size_t capacity;
   std::size_t inline_bytes;
   std::size_t spill_bytes;
   std::size_t max_pending;
 };
+
+/// Options::retries, or its deprecated spelling Options::lives.
+unsigned retries_of(const Options& o) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const unsigned old_spelling = o.lives;
+#pragma GCC diagnostic pop
+  return renamed_setting(
+      o.retries, old_spelling, 0,
+      "inorder: Options::lives is the deprecated name of Options::retries; set only one");
+}
 
 Validated validate(const Options& o) {
   Validated v{};
@@ -91,9 +94,10 @@ Validated validate(const Options& o) {
   if (o.inline_bytes < 64 || o.inline_bytes > (std::size_t{1} << 20))
     throw std::invalid_argument("inorder: Options::inline_bytes must be between 64 and 1 MiB");
   v.inline_bytes = round_up(o.inline_bytes, kCacheLine);
+  v.slot_stride = sizeof(SlotHeader) + 2 * v.inline_bytes;
   if (o.max_spill_bytes < v.inline_bytes)
     throw std::invalid_argument("inorder: Options::max_spill_bytes must be >= inline_bytes");
-  v.spill_bytes = round_up(o.max_spill_bytes, kPage);
+  v.spill_bytes = round_up(o.max_spill_bytes, page_size());
   if (v.spill_bytes > kMaxSpillReservation / v.capacity)
     throw std::invalid_argument(
         "inorder: Options::max_spill_bytes x capacity exceeds the 64 TiB address-space budget");
@@ -101,7 +105,8 @@ Validated validate(const Options& o) {
     throw std::invalid_argument("inorder: Options::task_timeout must not be negative");
   if (o.restart_window.count() <= 0)
     throw std::invalid_argument("inorder: Options::restart_window must be positive");
-  if (o.lives > 1000) throw std::invalid_argument("inorder: Options::lives must be <= 1000");
+  v.retries = retries_of(o);
+  if (v.retries > 1000) throw std::invalid_argument("inorder: Options::retries must be <= 1000");
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   v.max_pending = std::min(o.max_pending.value_or(kMaxPending), kMaxPending);
@@ -252,23 +257,23 @@ struct Core::Impl {
 
   explicit Impl(const Options& o) : opts(o) {}
 
+  // Construction, in three steps (Core::Core).
+  void map_region(const Validated& v);
+  void init_control(const Validated& v);
+  void start_supervisor();
+
   ~Impl() {
     if (wake_fd >= 0) close(wake_fd);
     if (spill_map) munmap(spill_map, spill_total);
     if (main_map) munmap(main_map, main_bytes);
   }
 
-  void wake_supervisor() noexcept {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = write(wake_fd, &one, sizeof one);
-  }
+  void wake_supervisor() noexcept { eventfd_signal(wake_fd); }
 
   /// Reaps the supervisor if it has exited. Caller holds proc_mu.
   bool try_reap() {
     if (supervisor_fd < 0) return true;
-    int status = 0;
-    const pid_t rc = waitpid(supervisor, &status, WNOHANG);
-    if (rc == supervisor || (rc == -1 && errno == ECHILD)) {
+    if (detail::try_reap(supervisor)) {
       close(supervisor_fd);
       supervisor_fd = -1;
       return true;
@@ -281,16 +286,7 @@ struct Core::Impl {
   bool wait_exit(Deadline deadline) {
     for (;;) {
       if (try_reap()) return true;
-      int timeout_ms = -1;
-      if (deadline != kForever) {
-        const auto now = Clock::now();
-        if (now >= deadline) return false;
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-        timeout_ms = static_cast<int>(std::min<long long>(left.count(), 1 << 30));
-      }
-      pollfd fd{supervisor_fd, POLLIN, 0};
-      const int rc = poll(&fd, 1, timeout_ms);
-      if (rc < 0 && errno != EINTR) throw_errno("inorder: poll on the supervisor pidfd");
+      if (!await_pidfd(supervisor_fd, deadline)) return false;
     }
   }
 
@@ -326,6 +322,20 @@ struct Core::Impl {
     }
   }
 
+  /// Waits on `ec` until `cond()` or `deadline`, checking every
+  /// kLivenessCheck that the supervisor still exists (check_supervisor breaks
+  /// the queue otherwise, which every caller's condition sees). False only
+  /// when the deadline passed.
+  template <class Cond>
+  bool await_live(EventCount& ec, Deadline deadline, Cond&& cond) {
+    return wait_in_slices(
+        deadline, kLivenessCheck, [&](Deadline until) { return ec.await(cond, until); },
+        [&] {
+          check_supervisor();
+          return true;
+        });
+  }
+
   void wake_everyone() noexcept {
     r.ctl->task_ec.notify_all();
     r.ctl->result_ec.notify_all();
@@ -335,15 +345,22 @@ struct Core::Impl {
 
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
-  Impl& m = *impl_;
-  m.max_pending = v.max_pending;
+  impl_->max_pending = v.max_pending;
+  impl_->map_region(v);
+  impl_->init_control(v);
+  impl_->start_supervisor();
+}
 
+/// Maps the ring and the spill reservation and places the shared structures.
+void Core::Impl::map_region(const Validated& v) {
+  Impl& m = *this;
   // One mapping for control, worker records and slots; anonymous and shared,
   // so it is inherited by fork and has no name anywhere.
-  const std::size_t stride = sizeof(SlotHeader) + 2 * v.inline_bytes;
+  const std::size_t stride = v.slot_stride;
   const std::size_t records_off = round_up(sizeof(Control), kCacheLine);
-  const std::size_t slots_off = round_up(records_off + v.workers * sizeof(WorkerRecord), kPage);
-  m.main_bytes = round_up(slots_off + v.capacity * stride, kPage);
+  const std::size_t slots_off =
+      round_up(records_off + v.workers * sizeof(WorkerRecord), page_size());
+  m.main_bytes = round_up(slots_off + v.capacity * stride, page_size());
   m.main_map =
       mmap(nullptr, m.main_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m.main_map == MAP_FAILED) {
@@ -369,14 +386,18 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   for (unsigned i = 0; i < v.workers; ++i) new (&m.r.records[i]) WorkerRecord();
   m.r.slots = base + slots_off;
   m.r.spill = static_cast<std::byte*>(m.spill_map);
+}
 
+/// Fills the read-only part of Control and makes every slot kFree.
+void Core::Impl::init_control(const Validated& v) {
+  Impl& m = *this;
   Control& c = *m.r.ctl;
   c.capacity = static_cast<std::uint32_t>(v.capacity);
   c.mask = static_cast<std::uint32_t>(v.capacity - 1);
   c.window = static_cast<std::uint32_t>(v.window);
   c.workers = v.workers;
   c.inline_bytes = v.inline_bytes;
-  c.slot_stride = stride;
+  c.slot_stride = v.slot_stride;
   c.spill_bytes = v.spill_bytes;
   const std::uint32_t first = opts.first_sequence;
   c.put_word.store(first, std::memory_order_relaxed);
@@ -390,7 +411,7 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
     h->state.store(make_state(seq, kFree), std::memory_order_relaxed);
   }
 
-  c.lives = opts.lives;
+  c.retries = v.retries;
   c.retry_exceptions = opts.retry_exceptions ? 1 : 0;
   c.task_timeout_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.task_timeout).count());
@@ -401,16 +422,20 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.shutdown_grace).count());
   c.max_tasks_per_worker = opts.max_tasks_per_worker;
   c.max_worker_rss = opts.max_worker_rss;
+}
 
-  m.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (m.wake_fd < 0) throw_errno("inorder: eventfd");
+/// Forks the supervisor, which forks the workers (the constructor does not wait).
+void Core::Impl::start_supervisor() {
+  Impl& m = *this;
+  Control& c = *m.r.ctl;
+  m.wake_fd = eventfd_create("inorder: eventfd");
   c.wake_fd = m.wake_fd;
 
   // The supervisor forks the workers (and later their replacements) from a
-  // single-threaded process; see src/supervisor.cpp. The constructor does not
-  // wait for those forks: the chain fork -> supervisor runs -> fork -> worker
-  // runs costs milliseconds (docs/benchmarks.md, "Queue lifetime"), and puts
-  // need no worker to exist. A fork that fails there breaks the queue
+  // single-threaded process; see src/queue/supervisor.cpp. The constructor
+  // does not wait for those forks: the chain fork -> supervisor runs -> fork ->
+  // worker runs costs milliseconds (docs/benchmarks.md, "Queue lifetime"), and
+  // puts need no worker to exist. A fork that fails there breaks the queue
   // (kBrokenByStart): the next put() or get() throws QueueBroken saying why.
   // The supervisor watches the parent through a pidfd opened here, so that it
   // does not spend a system call on it before its first fork.
@@ -429,9 +454,8 @@ Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   m.supervisor_fd = pidfd_open(pid);
   if (m.supervisor_fd < 0) {
     const int err = errno;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    throw std::system_error(err, std::generic_category(), "inorder: pidfd_open");
+    kill_and_reap(pid);
+    throw_errno(err, "inorder: pidfd_open");
   }
 }
 
@@ -454,9 +478,7 @@ Core::~Core() {
     if (m.wait_exit(Clock::now() + m.opts.shutdown_grace + kSupervisorExitMargin)) return;
   } catch (...) {
   }
-  kill(m.supervisor, SIGKILL);
-  while (waitpid(m.supervisor, nullptr, 0) == -1 && errno == EINTR) {
-  }
+  kill_and_reap(m.supervisor);
   close(m.supervisor_fd);
   m.supervisor_fd = -1;
 }
@@ -521,18 +543,12 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
       return dst;
     }
     // Full, and so is the pending stage: wait for a getter.
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    const bool moved = c.progress_ec.await(
-        [&] {
-          return c.put_word.load(std::memory_order_acquire) != pw ||
-                 h.state.load(std::memory_order_acquire) != st ||
-                 m.staged.load(std::memory_order_relaxed) < m.max_pending;
-        },
-        deadline == kNoWait ? kNoWait : step);
-    if (!moved) {
-      if (deadline == kNoWait || Clock::now() >= deadline) return nullptr;
-      m.check_supervisor();
-    }
+    const bool moved = m.await_live(c.progress_ec, deadline, [&] {
+      return c.put_word.load(std::memory_order_acquire) != pw ||
+             h.state.load(std::memory_order_acquire) != st ||
+             m.staged.load(std::memory_order_relaxed) < m.max_pending;
+    });
+    if (!moved) return nullptr;
   }
 }
 
@@ -641,20 +657,14 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       continue;
     }
     impl_->try_move(n);  // n may wait in the parent with its slot free (see move_stuck)
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    const bool moved = c.result_ec.await(
-        [&] {
-          // Not put_word: stop() sets `closed` and wakes this EventCount.
-          return c.emit.load(std::memory_order_acquire) != n ||
-                 h.state.load(std::memory_order_acquire) != st ||
-                 c.closed.load(std::memory_order_acquire) != closed ||
-                 c.broken.load(std::memory_order_acquire) != 0;
-        },
-        deadline == kNoWait ? kNoWait : step);
-    if (!moved) {
-      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
-      impl_->check_supervisor();
-    }
+    const bool moved = impl_->await_live(c.result_ec, deadline, [&] {
+      // Not put_word: stop() sets `closed` and wakes this EventCount.
+      return c.emit.load(std::memory_order_acquire) != n ||
+             h.state.load(std::memory_order_acquire) != st ||
+             c.closed.load(std::memory_order_acquire) != closed ||
+             c.broken.load(std::memory_order_acquire) != 0;
+    });
+    if (!moved) return GetStatus::kTimeout;
   }
 }
 
@@ -689,11 +699,17 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
       return c.put_word.load(std::memory_order_acquire) != pw ||
              c.broken.load(std::memory_order_acquire) != 0;
     };
-    const Deadline step = std::min(deadline, Clock::now() + kLivenessCheck);
-    if (!c.result_ec.await(any_done, deadline == kNoWait ? kNoWait : step)) {
+    const bool done = wait_in_slices(
+        deadline, kLivenessCheck,
+        [&](Deadline until) { return c.result_ec.await(any_done, until); },
+        [&] {
+          impl_->move_stuck();
+          impl_->check_supervisor();
+          return true;
+        });
+    if (!done) {
       impl_->move_stuck();
-      if (deadline == kNoWait || Clock::now() >= deadline) return GetStatus::kTimeout;
-      impl_->check_supervisor();
+      return GetStatus::kTimeout;
     }
   }
 }
@@ -710,7 +726,7 @@ void Core::end_get(const ResultView& view) noexcept {
   if (h.result_spilled)
     touched = (h.task_spilled ? spill_result_offset(h.task_len) : 0) + h.result_len;
   if (touched >= kReleaseThreshold)
-    madvise(r.spill_area(view.seq), round_up(touched, kPage), MADV_REMOVE);
+    madvise(r.spill_area(view.seq), round_up(touched, page_size()), MADV_REMOVE);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
   advance_emit(r);                           // a no-op unless results were taken out of order

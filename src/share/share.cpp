@@ -1,4 +1,4 @@
-// src/share.cpp: the arena behind inorder::Share.
+// src/share/share.cpp: the arena behind inorder::Share.
 //
 // Layout. One anonymous MAP_SHARED | MAP_NORESERVE mapping: an ArenaHeader (the
 // robust mutex, the allocator's state, the name list, the undo journal), then
@@ -20,7 +20,6 @@
 // that is itself interrupted is simply repeated), and marks the mutex
 // consistent. Number atomics are outside all of this: they are never
 // journaled and never rolled back.
-#include <cxxabi.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -40,15 +39,15 @@
 
 #include "inorder/detail/config.hpp"
 #include "inorder/share.hpp"
-#include "internal.hpp"
+#include "os/os.hpp"
 
 namespace inorder::detail {
 namespace {
 
 constexpr std::uint64_t kMagic =
-    0x7265'6853'6472'6f6e;                // marks an arena in a core dump; never trusted
-constexpr std::size_t kBlockHeader = 16;  // [size class][data length]
-constexpr unsigned kMinClass = 5;         // smallest block: 32 bytes
+    0x7265'6853'6472'6f6e;  // marks an arena in a core dump; never trusted
+constexpr std::size_t kBlockHeader = kShareBlockHeader;  // [size class][data length]
+constexpr unsigned kMinClass = 5;                        // smallest block: 32 bytes
 constexpr unsigned kClasses = 64;
 /// Undo records one transaction may make. A value set costs about 5, a list
 /// append about 3 (plus 4 when its index grows), a map insertion about 6.
@@ -273,14 +272,6 @@ void require_held(ShareRef ref) {
     throw std::logic_error("inorder: internal: Share operation without its lock");
 }
 
-std::string demangled(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string s = (status == 0 && d != nullptr) ? d : name;
-  std::free(d);
-  return s;
-}
-
 const char* kind_name(std::uint32_t k) {
   switch (static_cast<ShareKind>(k)) {
     case ShareKind::kNumber:
@@ -379,7 +370,7 @@ void lock_mutex(ShareRef ref) {
   }
   if (rc == ENOTRECOVERABLE)
     throw Error("inorder: the Share's mutex is not recoverable (a recovery was abandoned)");
-  throw std::system_error(rc, std::generic_category(), "inorder: pthread_mutex_lock");
+  throw_errno(rc, "inorder: pthread_mutex_lock");
 }
 
 }  // namespace
@@ -455,9 +446,9 @@ std::uint64_t share_lookup(ShareRef ref, std::string_view name, ShareKind kind,
           n.type_size != type.size) {
         const std::string had(stored + n.name_len, n.type_name_len);
         throw ShareTypeMismatch("inorder: Share name '" + std::string(name) + "' is a " +
-                                kind_name(n.kind) + " of " + demangled(had.c_str()) +
+                                kind_name(n.kind) + " of " + demangle(had.c_str()) +
                                 ", opened as a " + kind_name(static_cast<std::uint32_t>(kind)) +
-                                " of " + demangled(type.name));
+                                " of " + demangle(type.name));
       }
       return n.obj;
     }
@@ -619,14 +610,13 @@ Share::Share(const Options& opts) {
     throw std::invalid_argument("inorder: ShareOptions::max_bytes (" +
                                 std::to_string(opts.max_bytes) + ") must be >= 4096");
   }
-  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  const std::size_t head = (sizeof(ArenaHeader) + page - 1) / page * page;
+  const std::size_t head = detail::round_up(sizeof(ArenaHeader), detail::page_size());
   if (opts.max_bytes > (std::size_t{1} << 46))
     throw std::invalid_argument("inorder: ShareOptions::max_bytes must be <= 64 TiB");
   const std::size_t len = head + opts.max_bytes;
   void* p =
       mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "inorder: mmap");
+  if (p == MAP_FAILED) detail::throw_errno("inorder: mmap");
   auto* h = new (p) ArenaHeader;  // the fresh mapping is zero: every list starts empty
   h->magic = detail::kMagic;
   h->id = (static_cast<std::uint64_t>(getpid()) << 32) |
@@ -642,7 +632,7 @@ Share::Share(const Options& opts) {
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) {
     munmap(p, len);
-    throw std::system_error(rc, std::generic_category(), "inorder: Share mutex set-up");
+    detail::throw_errno(rc, "inorder: Share mutex set-up");
   }
   ref_ = {h->id, static_cast<std::byte*>(p)};
   max_bytes_ = opts.max_bytes;

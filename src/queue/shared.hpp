@@ -1,4 +1,4 @@
-// src/shared.hpp: the layout of the shared-memory region of one queue.
+// src/queue/shared.hpp: the layout of the shared-memory region of one queue.
 //
 // One anonymous MAP_SHARED mapping, created before the workers are forked and
 // inherited by them (no name in /dev/shm, nothing another user can open):
@@ -28,7 +28,8 @@
 
 #include "inorder/detail/config.hpp"
 #include "inorder/detail/core.hpp"
-#include "sync.hpp"
+#include "ipc/sync.hpp"
+#include "os/os.hpp"
 
 namespace inorder::detail {
 
@@ -37,10 +38,18 @@ inline constexpr std::size_t kMaxCapacity = std::size_t{1} << 20;
 /// Phases of a slot (bits 24..31 of the state word).
 enum : std::uint32_t { kFree = 0, kReady = 1, kRunning = 2, kDone = 3, kTaken = 4 };
 
+/// Bits [23..0] of a state word: the worker index of a kRunning slot.
+inline constexpr std::uint32_t kStateWorkerMask = 0xFFFFFFu;
+static_assert(1024 <= kStateWorkerMask, "Options::workers (at most 1024) fits in the worker bits");
+
 /// State word: [63..32] sequence, [31..24] phase, [23..0] worker index (kRunning).
 constexpr std::uint64_t make_state(std::uint32_t seq, std::uint32_t phase,
                                    std::uint32_t worker = 0) noexcept {
-  return (std::uint64_t{seq} << 32) | (std::uint64_t{phase} << 24) | (worker & 0xFFFFFFu);
+  return (std::uint64_t{seq} << 32) | (std::uint64_t{phase} << 24) | (worker & kStateWorkerMask);
+}
+/// The worker index of a kRunning state.
+constexpr std::uint32_t state_worker(std::uint64_t st) noexcept {
+  return static_cast<std::uint32_t>(st) & kStateWorkerMask;
 }
 constexpr std::uint32_t state_seq(std::uint64_t st) noexcept {
   return static_cast<std::uint32_t>(st >> 32);
@@ -67,7 +76,11 @@ struct Control {
   /// Next sequence for a worker to claim. A hint only: the claim itself is the
   /// CAS kReady(s) -> kRunning(s, w) on the slot. Any worker that sees slot s
   /// already past kReady advances it by CAS (helping), so a worker that dies
-  /// right after its claim cannot stall dispatch.
+  /// right after its claim cannot stall dispatch. Orderings: moving the hint
+  /// forward is relaxed (it publishes nothing: the slot's own state word
+  /// carries the task); lowering it to a slot made kReady again (a retry) is
+  /// a release, paired with the workers' acquire load, so a worker sent back
+  /// to that slot sees kReady and does not step over it.
   alignas(kCacheLine) std::atomic<std::uint32_t> dispatch{0};
 
   // ---- written by getters (parent threads) ----
@@ -117,14 +130,14 @@ struct Control {
   std::size_t inline_bytes = 0;
   std::size_t slot_stride = 0;
   std::size_t spill_bytes = 0;
-  std::uint32_t lives = 0;                 ///< retries after a crash or timeout
-  std::uint32_t retry_exceptions = 0;      ///< lives also cover exceptions
-  std::uint64_t task_timeout_ns = 0;       ///< 0: no per-task timeout
-  std::uint32_t max_restarts = 0;          ///< restart cap: this many ...
-  std::uint64_t restart_window_ns = 0;     ///< ... within this long
-  std::uint64_t grace_ns = 0;              ///< shutdown grace
+  std::uint32_t retries = 0;            ///< Options::retries: after a crash or timeout
+  std::uint32_t retry_exceptions = 0;   ///< retries also cover exceptions
+  std::uint64_t task_timeout_ns = 0;    ///< 0: no per-task timeout
+  std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
+  std::uint64_t restart_window_ns = 0;  ///< ... within this long
+  std::uint64_t grace_ns = 0;           ///< shutdown grace
   std::uint32_t max_tasks_per_worker = 0;  ///< recycle a worker after this many tasks; 0: never
-  std::uint64_t max_worker_rss = 0;  ///< recycle a worker past this peak RSS (bytes); 0: never
+  std::uint64_t max_worker_rss = 0;        ///< recycle a worker past this peak RSS (bytes); 0: never
   int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
                      ///< and a worker starting a task with its own timeout
 };
@@ -199,9 +212,8 @@ static_assert(std::is_standard_layout_v<Control> && std::is_standard_layout_v<Sl
 
 /// Offset of the result area inside a slot's spill area: results start on the
 /// page after the task's bytes, so a retried task still finds its arguments.
-constexpr std::size_t spill_result_offset(std::size_t task_bytes_in_spill) noexcept {
-  constexpr std::size_t kPage = 4096;
-  return (task_bytes_in_spill + kPage - 1) / kPage * kPage;
+inline std::size_t spill_result_offset(std::size_t task_bytes_in_spill) noexcept {
+  return round_up(task_bytes_in_spill, page_size());
 }
 
 }  // namespace inorder::detail

@@ -1,4 +1,4 @@
-// src/supervisor.cpp: the process that forks, watches and replaces workers.
+// src/queue/supervisor.cpp: the process that forks, watches and replaces workers.
 //
 // Forked once by the queue's constructor, the supervisor is single-threaded
 // for its whole life, so every fork it makes is safe whatever the parent's
@@ -16,10 +16,9 @@
 // When a worker dies, the supervisor finds the one slot that names it in
 // kRunning(s, w) (a claim is a single CAS that records the owner, so no other
 // trace is needed), and either makes the task kReady again and lowers the
-// dispatch hint (a life is left) or writes an error record and publishes
+// dispatch hint (a retry is left) or writes an error record and publishes
 // kDone(s). Then it forks a replacement into the same worker index, unless
 // the restart cap is reached, in which case the queue becomes Broken.
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -31,25 +30,11 @@
 #include <string>
 #include <vector>
 
-#include "internal.hpp"
+#include "queue/error_record.hpp"
+#include "queue/region.hpp"
 
 namespace inorder::detail {
 namespace {
-
-std::string describe_exit(pid_t pid, int status) {
-  std::string s = "worker " + std::to_string(pid);
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    const char* name = sigabbrev_np(sig);
-    s += " was killed by signal " + std::to_string(sig);
-    if (name) s += std::string(" (SIG") + name + ", " + sigdescr_np(sig) + ")";
-  } else if (WIFEXITED(status)) {
-    s += " exited with status " + std::to_string(WEXITSTATUS(status));
-  } else {
-    s += " ended with wait status " + std::to_string(status);
-  }
-  return s;
-}
 
 class Supervisor {
  public:
@@ -92,41 +77,33 @@ class Supervisor {
     futex_wake(c_.started, kWakeAll);
 
     for (;;) {
-      std::vector<pollfd> fds;
-      fds.push_back({parent_fd_, POLLIN, 0});
-      fds.push_back({wake_fd_, POLLIN, 0});
-      std::vector<unsigned> who;
-      for (unsigned w = 0; w < c_.workers; ++w) {
-        if (pidfds_[w] < 0) continue;
-        fds.push_back({pidfds_[w], POLLIN, 0});
-        who.push_back(w);
-      }
-      const int timeout_ms = tick_ms();
-      const int rc = poll(fds.data(), fds.size(), timeout_ms);
-      if (rc < 0 && errno != EINTR) _exit(2);
-
-      if (fds[0].revents != 0) {  // the parent died: nobody will read results
+      const int tick = tick_ms();
+      const WatchEvents ev = watch_children(parent_fd_, wake_fd_, pidfds_,
+                                            tick < 0 ? -1 : std::int64_t{tick} * 1'000'000);
+      if (ev.failed) _exit(2);
+      if (ev.parent_gone) {  // the parent died: nobody will read results
         kill_all_and_reap();
         _exit(0);
       }
-      if (fds[1].revents != 0) {
-        std::uint64_t n = 0;
-        [[maybe_unused]] const ssize_t got = read(wake_fd_, &n, sizeof n);
-      }
       if (c_.shutdown.load(std::memory_order_acquire) != 0) shut_down();  // never returns
 
-      for (std::size_t i = 0; i < who.size(); ++i)
-        if (fds[i + 2].revents != 0) reap(who[i]);
+      for (unsigned w = 0; w < c_.workers; ++w)
+        if (ev.ended[w] != 0) reap(w);
       check_timeouts();
 
-      bool any_alive = false;
-      for (const int fd : pidfds_) any_alive = any_alive || fd >= 0;
       const bool closed = (c_.put_word.load(std::memory_order_acquire) & kClosedBit) != 0;
-      if (!any_alive && (closed || c_.broken.load(std::memory_order_acquire) != 0)) _exit(0);
+      if (!any_worker_alive() && (closed || c_.broken.load(std::memory_order_acquire) != 0))
+        _exit(0);
     }
   }
 
  private:
+  [[nodiscard]] bool any_worker_alive() const noexcept {
+    for (const int fd : pidfds_)
+      if (fd >= 0) return true;
+    return false;
+  }
+
   bool spawn(unsigned w) {
     const pid_t me = getpid();
     // The worker keeps wake_fd: it writes it when a task with its own
@@ -139,8 +116,7 @@ class Supervisor {
     if (pid == 0) worker_main(r_, w, opts_, me, close_in_child);  // never returns
     const int fd = pidfd_open(pid);
     if (fd < 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
+      kill_and_reap(pid);
       return false;
     }
     pids_[w] = pid;
@@ -154,8 +130,7 @@ class Supervisor {
   /// Worker w's pidfd is readable: collect its status and deal with its task.
   void reap(unsigned w) {
     int status = 0;
-    const pid_t rc = waitpid(pids_[w], &status, WNOHANG);
-    if (rc == 0) return;  // spurious
+    if (!try_reap(pids_[w], &status)) return;  // spurious
     close(pidfds_[w]);
     pidfds_[w] = -1;
     r_.records[w].alive.store(0, std::memory_order_release);
@@ -195,12 +170,12 @@ class Supervisor {
     for (std::uint32_t k = 0; k < c_.capacity; ++k) {
       SlotHeader& h = *reinterpret_cast<SlotHeader*>(r_.slots + k * c_.slot_stride);
       std::uint64_t st = h.state.load(std::memory_order_acquire);
-      if (state_phase(st) != kRunning || (st & 0xFFFFFFu) != w) continue;
+      if (state_phase(st) != kRunning || state_worker(st) != w) continue;
       const std::uint32_t s = state_seq(st);
       const bool timed_out = timed_out_valid_[w] && timed_out_[w] == s;
       h.attempts = static_cast<std::uint16_t>(h.attempts + 1);
       const unsigned attempts = h.attempts;
-      if (attempts <= c_.lives && c_.broken.load(std::memory_order_acquire) == 0) {
+      if (attempts <= c_.retries && c_.broken.load(std::memory_order_acquire) == 0) {
         h.state.store(make_state(s, kReady), std::memory_order_release);
         lower_dispatch(s);
         c_.task_ec.notify_all();
@@ -216,9 +191,10 @@ class Supervisor {
               std::to_string(pid) + " was killed";
       } else {
         type = "inorder::WorkerCrashed";
-        msg = describe_exit(pid, status) + " while running this task";
+        msg = describe_wait_status("worker " + std::to_string(pid), status) +
+              " while running this task";
       }
-      if (c_.lives > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
+      if (c_.retries > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
       ResultSink sink;
       sink.inline_area = r_.result_area(h);
       sink.inline_bytes = c_.inline_bytes;
@@ -235,9 +211,10 @@ class Supervisor {
   }
 
   void lower_dispatch(std::uint32_t s) {
-    std::uint32_t cur = c_.dispatch.load(std::memory_order_acquire);
-    while (before(s, cur) &&
-           !c_.dispatch.compare_exchange_weak(cur, s, std::memory_order_acq_rel)) {
+    std::uint32_t cur = c_.dispatch.load(std::memory_order_relaxed);
+    // Release: a worker that reads the lowered hint (acquire) sees kReady(s).
+    while (before(s, cur) && !c_.dispatch.compare_exchange_weak(cur, s, std::memory_order_release,
+                                                                std::memory_order_relaxed)) {
     }
   }
 
@@ -294,23 +271,15 @@ class Supervisor {
     // busy ones get the grace period, then SIGKILL.
     const std::uint64_t deadline = now_ns() + c_.grace_ns;
     for (;;) {
-      std::vector<pollfd> fds;
-      std::vector<unsigned> who;
-      for (unsigned w = 0; w < c_.workers; ++w) {
-        if (pidfds_[w] < 0) continue;
-        fds.push_back({pidfds_[w], POLLIN, 0});
-        who.push_back(w);
-      }
-      if (fds.empty()) _exit(0);
+      if (!any_worker_alive()) _exit(0);
       const std::uint64_t now = now_ns();
       if (now >= deadline) break;
-      const int ms = static_cast<int>((deadline - now + 999'999) / 1'000'000);
-      const int rc = poll(fds.data(), fds.size(), ms);
-      if (rc < 0 && errno != EINTR) break;
-      for (std::size_t i = 0; i < who.size(); ++i) {
-        if (fds[i].revents == 0) continue;
-        const unsigned w = who[i];
-        if (waitpid(pids_[w], nullptr, WNOHANG) == 0) continue;
+      const WatchEvents ev =
+          watch_children(-1, -1, pidfds_, static_cast<std::int64_t>(deadline - now));
+      if (ev.failed) break;
+      for (unsigned w = 0; w < c_.workers; ++w) {
+        if (ev.ended[w] == 0) continue;
+        if (!try_reap(pids_[w])) continue;
         close(pidfds_[w]);
         pidfds_[w] = -1;
         r_.records[w].alive.store(0, std::memory_order_release);
@@ -325,8 +294,7 @@ class Supervisor {
       if (pidfds_[w] >= 0) kill(pids_[w], SIGKILL);
     for (unsigned w = 0; w < c_.workers; ++w) {
       if (pidfds_[w] < 0) continue;
-      while (waitpid(pids_[w], nullptr, 0) == -1 && errno == EINTR) {
-      }
+      detail::reap(pids_[w]);
       close(pidfds_[w]);
       pidfds_[w] = -1;
       r_.records[w].alive.store(0, std::memory_order_release);

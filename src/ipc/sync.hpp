@@ -1,4 +1,4 @@
-// src/sync.hpp: sleeping and waking across processes.
+// src/ipc/sync.hpp: sleeping and waking across processes.
 //
 // C++20 std::atomic::wait/notify cannot be used here: libstdc++ 12 skips the
 // wake system call unless it finds a waiter in a table private to the calling
@@ -36,16 +36,16 @@
 #include <limits>
 
 #include "inorder/detail/config.hpp"
-#include "inorder/detail/core.hpp"
+#include "inorder/detail/deadline.hpp"
 
 namespace inorder::detail {
-
-/// futex_wake's count for "every sleeper".
-inline constexpr int kWakeAll = std::numeric_limits<int>::max();
 
 /// Sleeps until *word != expected, a wake, or `deadline` (kForever: no limit).
 /// Returns false only when the deadline passed. Spurious returns are allowed.
 bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadline deadline);
+/// A futex_wake count meaning "every sleeper": more than processes can exist.
+inline constexpr int kWakeAll = 1 << 30;
+
 /// Wakes up to `count` processes sleeping on `word`.
 void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept;
 

@@ -1,22 +1,12 @@
-// src/demangle.cpp: type names and error records.
-#include <cxxabi.h>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
+// src/queue/error_record.cpp: writing and reading the error record of a slot.
+#include <string>
+#include <utility>
 
 #include "inorder/codec.hpp"
 #include "inorder/errors.hpp"
-#include "internal.hpp"
+#include "queue/error_record.hpp"
 
 namespace inorder::detail {
-
-std::string demangle(const std::type_info& type) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> name(
-      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-  if (status == 0 && name) return name.get();
-  return type.name();
-}
 
 void write_error(ResultSink& sink, const std::string& type, const std::string& message) noexcept {
   std::string msg = message;
@@ -37,20 +27,6 @@ void write_error(ResultSink& sink, const std::string& type, const std::string& m
       msg.resize(msg.size() / 2);
     }
   }
-}
-
-std::byte* ResultSink::reserve(std::size_t n) {
-  if (n <= inline_bytes) {
-    reserved = n;
-    spilled = false;
-    return inline_area;
-  }
-  if (n <= spill_bytes) {
-    reserved = n;
-    spilled = true;
-    return spill_area;
-  }
-  throw ResultTooLarge{n, spill_bytes};
 }
 
 void throw_recorded_error(const ResultView& view) {

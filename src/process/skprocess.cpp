@@ -1,75 +1,4 @@
-// src/skprocess.cpp: the process machinery behind Skprocess, and the
-// per-process list of open Reconnects.
-#include <pthread.h>
-
-#include <mutex>
-#include <new>
-
-#include "inorder/reconnect.hpp"
-
-namespace inorder {
-namespace detail {
-namespace {
-
-// The list of Reconnects opened by this process. A forked child starts with
-// an empty list and a fresh mutex (pthread_atfork): the parent's entries are
-// the parent's, and another parent thread may have held the mutex at fork.
-alignas(std::mutex) unsigned char g_mutex_storage[sizeof(std::mutex)];
-std::mutex* g_mutex = nullptr;
-ReconnectNode* g_head = nullptr;  // first open node (guarded by *g_mutex)
-
-std::mutex& registry_mutex() {
-  static const bool installed = [] {
-    g_mutex = new (g_mutex_storage) std::mutex();
-    pthread_atfork(nullptr, nullptr, [] {
-      g_mutex = new (g_mutex_storage) std::mutex();
-      g_head = nullptr;
-    });
-    return true;
-  }();
-  (void)installed;
-  return *g_mutex;
-}
-
-}  // namespace
-
-void reconnect_link(ReconnectNode* node) {
-  const std::lock_guard lock(registry_mutex());
-  node->prev_ = nullptr;
-  node->next_ = g_head;
-  if (g_head != nullptr) g_head->prev_ = node;
-  g_head = node;
-}
-
-void reconnect_unlink(ReconnectNode* node) noexcept {
-  const std::lock_guard lock(registry_mutex());
-  if (node->prev_ != nullptr) node->prev_->next_ = node->next_;
-  if (node->next_ != nullptr) node->next_->prev_ = node->prev_;
-  if (g_head == node) g_head = node->next_;
-  node->prev_ = node->next_ = nullptr;
-}
-
-}  // namespace detail
-
-void close_reconnects() noexcept {
-  for (;;) {
-    detail::ReconnectNode* node = nullptr;
-    {
-      const std::lock_guard lock(detail::registry_mutex());
-      node = detail::g_head;
-      if (node == nullptr) return;
-      detail::g_head = node->next_;
-      if (detail::g_head != nullptr) detail::g_head->prev_ = nullptr;
-      node->prev_ = node->next_ = nullptr;
-    }
-    node->close_unlinked();  // outside the lock: a closer may use other Reconnects
-  }
-}
-
-}  // namespace inorder
-
-// ---------------------------------------------------------------------------
-// Skprocess.
+// src/process/skprocess.cpp: the process machinery behind Skprocess.
 //
 // Processes: the parent (which called start()) forks one watcher; the watcher
 // forks the child that runs the hooks, and forks a replacement from its own
@@ -84,9 +13,6 @@ void close_reconnects() noexcept {
 // result area. The error record and the result are written by one process
 // and read by another only across a fork or a waitpid, which order them.
 
-#include <cxxabi.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -99,8 +25,10 @@ void close_reconnects() noexcept {
 #include <cstring>
 #include <system_error>
 
+#include "inorder/reconnect.hpp"
 #include "inorder/skprocess.hpp"
-#include "internal.hpp"
+#include "os/os.hpp"
+#include "process/timer.hpp"
 
 namespace inorder {
 
@@ -111,73 +39,24 @@ const char* hook_name(Hook h) noexcept {
   return i < kHookCount ? kNames[i] : "unknown";
 }
 
-TimerStats::TimerStats(std::uint64_t count, double total, double sumsq, double min, double max,
-                       std::vector<double> samples)
-    : count_(count),
-      total_(total),
-      sumsq_(sumsq),
-      min_(min),
-      max_(max),
-      samples_(std::move(samples)) {
-  std::sort(samples_.begin(), samples_.end());
-}
-
-double TimerStats::mean() const noexcept {
-  return count_ == 0 ? 0.0 : total_ / static_cast<double>(count_);
-}
-
-double TimerStats::stdev() const noexcept {
-  if (count_ < 2) return 0.0;
-  const double n = static_cast<double>(count_);
-  const double var = (sumsq_ - total_ * total_ / n) / (n - 1);
-  return var > 0 ? std::sqrt(var) : 0.0;
-}
-
-double TimerStats::percentile(double p) const {
-  if (!(p >= 0 && p <= 100))
-    throw std::invalid_argument("inorder::TimerStats::percentile: p must be in [0, 100]");
-  if (samples_.empty()) return 0.0;
-  const double pos = p / 100.0 * static_cast<double>(samples_.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(pos));
-  const std::size_t hi = std::min(lo + 1, samples_.size() - 1);
-  return samples_[lo] + (samples_[hi] - samples_[lo]) * (pos - static_cast<double>(lo));
-}
-
 namespace detail {
-
-constexpr std::size_t kTimerSamples = 1024;
-
-/// One hook's timer. Written only by the child that runs the hooks, under a
-/// sequence lock; read by any process (ProcessBase::timer).
-struct TimerBlock {
-  /// Odd while the child updates the fields below. The child stores it
-  /// (release) after the update; a reader loads it (acquire) before and after
-  /// copying and retries if it changed. The watcher makes it even again if a
-  /// child died half way through an update.
-  std::atomic<std::uint32_t> seq{0};
-  // The statistics. Each is written (relaxed) only by the child between its
-  // two stores of `seq`, and read (relaxed) between a reader's two loads of it;
-  // atomics only so that a reader racing an update is not a data race.
-  std::atomic<std::uint64_t> count{0};                   // successful calls
-  std::atomic<std::uint64_t> total_ns{0};                // their summed durations
-  std::atomic<std::uint64_t> min_ns{~std::uint64_t{0}};  // shortest (max value: none yet)
-  std::atomic<std::uint64_t> max_ns{0};                  // longest
-  std::atomic<double> sumsq{0};  // sum of squared durations, in seconds squared
-  /// Durations (ns): the first kTimerSamples calls, then a uniform reservoir
-  /// sample (call n replaces a random entry with probability kTimerSamples / n).
-  std::atomic<std::uint64_t> samples[kTimerSamples];
-};
 
 enum : std::uint32_t { kProcRunning = 0, kProcDone = 1, kProcFailed = 2 };
 enum : std::uint32_t { kLoop = 0, kFinishing = 1, kResultPhase = 2, kErrorPhase = 3 };
 
+/// Ordering: every atomic here uses the default, sequentially consistent,
+/// on purpose. This is a cold path (a few operations per hook call, against a
+/// hook that does real work), `kill` and `child_pid` need seq_cst as a Dekker
+/// pair, and one rule for the whole struct is easier to check than a named
+/// ordering per access. The timers are the exception: they are written per
+/// hook call and name their orderings (see process/timer.hpp).
 struct ProcessControl {
   // Configuration, written by start() before the first fork; read-only after.
   std::uint64_t runs = 0;
   std::uint32_t has_runs = 0;
   std::uint64_t join_in_ns = 0;
   std::uint64_t start_ns = 0;
-  std::uint64_t timeout_ns[4] = {};  // per hook prerun..onfinish; 0: none
+  std::uint64_t timeout_ns[kTimedHookCount] = {};  // per hook prerun..onfinish; 0: none
   std::uint64_t max_result = 0;
   std::uint32_t forked = 0;  // 0: run_here (no watcher, no deadlines)
 
@@ -196,7 +75,7 @@ struct ProcessControl {
   /// The hook the child is in or last entered; names a timeout or a crash.
   std::atomic<std::uint32_t> hook{0};
   /// Attempts left; decremented by the child (exception) or the watcher.
-  std::atomic<std::uint32_t> lives_left{1};
+  std::atomic<std::uint32_t> attempts_left{1};
   /// Runs completed; the run a replacement child resumes at.
   std::atomic<std::uint64_t> current_run{0};
   /// Absolute CLOCK_MONOTONIC ns by which the current hook must end; 0: none.
@@ -225,10 +104,11 @@ static_assert(
 
 namespace {
 
-constexpr std::size_t kControlBytes = (sizeof(ProcessControl) + 4095) / 4096 * 4096;
+/// Bytes of the mapping before the result area: the control block, in whole pages.
+std::size_t control_bytes() noexcept { return round_up(sizeof(ProcessControl), page_size()); }
 
 std::byte* result_area(ProcessControl* c) {
-  return reinterpret_cast<std::byte*>(c) + kControlBytes;
+  return reinterpret_cast<std::byte*>(c) + control_bytes();
 }
 
 void copy_text(char* dst, std::size_t cap, const std::string& s) {
@@ -263,42 +143,19 @@ void record_current_exception(ProcessControl* c, Hook hook, std::uint64_t run) {
   } catch (const std::exception& e) {
     record_error(c, ProcessError::Kind::kThrew, hook, run, demangle(typeid(e)), e.what());
   } catch (...) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    record_error(c, ProcessError::Kind::kThrew, hook, run, t ? demangle(*t) : "unknown", "");
+    record_error(c, ProcessError::Kind::kThrew, hook, run, current_exception_type_name(), "");
   }
 }
 
-std::uint64_t next_random() noexcept {
-  static std::uint64_t state = 0;  // per process: a forked child reseeds from its pid
-  static pid_t seeded_for = 0;
-  if (seeded_for != getpid()) {
-    seeded_for = getpid();
-    state = now_ns() ^ (static_cast<std::uint64_t>(seeded_for) << 32) ^ 0x9e3779b97f4a7c15ull;
-  }
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return state;
-}
-
-void record_time(TimerBlock& t, std::uint64_t ns) noexcept {
-  const std::uint32_t s = t.seq.load(std::memory_order_relaxed);
-  t.seq.store(s + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);  // odd seq before the fields
-  const std::uint64_t n = t.count.load(std::memory_order_relaxed);
-  if (n < kTimerSamples) {
-    t.samples[n].store(ns, std::memory_order_relaxed);
-  } else {
-    const std::uint64_t j = next_random() % (n + 1);
-    if (j < kTimerSamples) t.samples[j].store(ns, std::memory_order_relaxed);
-  }
-  t.count.store(n + 1, std::memory_order_relaxed);
-  t.total_ns.store(t.total_ns.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
-  if (ns < t.min_ns.load(std::memory_order_relaxed)) t.min_ns.store(ns, std::memory_order_relaxed);
-  if (ns > t.max_ns.load(std::memory_order_relaxed)) t.max_ns.store(ns, std::memory_order_relaxed);
-  const double sec = static_cast<double>(ns) * 1e-9;
-  t.sumsq.store(t.sumsq.load(std::memory_order_relaxed) + sec * sec, std::memory_order_relaxed);
-  t.seq.store(s + 2, std::memory_order_release);  // pairs with the reader's acquire
+/// ProcessConfig::attempts, or its deprecated spelling ProcessConfig::lives.
+unsigned attempts_of(const ProcessConfig& cfg) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const unsigned old_spelling = cfg.lives;
+#pragma GCC diagnostic pop
+  return renamed_setting(
+      cfg.attempts, old_spelling, 1,
+      "inorder::Skprocess: config.lives is the deprecated name of config.attempts; set only one");
 }
 
 bool stopping(const ProcessControl* c) noexcept {
@@ -307,27 +164,9 @@ bool stopping(const ProcessControl* c) noexcept {
 }
 
 std::string describe_status(pid_t pid, int status) {
-  std::string s = "the process (pid " + std::to_string(pid) + ")";
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    s += " was killed by signal " + std::to_string(sig);
-    if (const char* name = sigabbrev_np(sig)) {
-      s += " (SIG";
-      s += name;
-      s += ", ";
-      s += sigdescr_np(sig);
-      s += ")";
-    }
-  } else if (WIFEXITED(status)) {
-    s += " exited with status " + std::to_string(WEXITSTATUS(status)) + " before it finished";
-  } else {
-    s += " ended with wait status " + std::to_string(status);
-  }
+  std::string s = describe_wait_status("the process (pid " + std::to_string(pid) + ")", status);
+  if (WIFEXITED(status)) s += " before it finished";
   return s;
-}
-
-[[noreturn]] void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
 }
 
 }  // namespace
@@ -342,39 +181,38 @@ class ProcessEngine {
   static Outcome attempt(ProcessBase& p, ProcessControl* c, Hook h, std::uint64_t run, Fn&& fn) {
     c->hook.store(static_cast<std::uint32_t>(h));
     const auto i = static_cast<std::size_t>(h);
-    const std::uint64_t limit = (c->forked != 0 && i < 4) ? c->timeout_ns[i] : 0;
+    const std::uint64_t limit = (c->forked != 0 && i < kTimedHookCount) ? c->timeout_ns[i] : 0;
     const std::uint64_t t0 = now_ns();
     if (limit != 0) {
       c->deadline_ns.store(t0 + limit);
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t w = write(p.event_fd_, &one, sizeof one);  // wake the watcher
+      eventfd_signal(p.event_fd_);  // wake the watcher
     }
     try {
       fn();
     } catch (...) {
       if (limit != 0) c->deadline_ns.store(0);
       record_current_exception(c, h, run);
-      return c->lives_left.fetch_sub(1) > 1 ? Outcome::kRetry : Outcome::kExhausted;
+      return c->attempts_left.fetch_sub(1) > 1 ? Outcome::kRetry : Outcome::kExhausted;
     }
     if (limit != 0) c->deadline_ns.store(0);
     record_time(c->timers[i], now_ns() - t0);
     return Outcome::kOk;
   }
 
-  /// The lives are spent: on_error decides the result.
+  /// The attempts are spent: on_error decides the result.
   static void error_phase(ProcessBase& p, ProcessControl* c) {
     c->phase.store(kErrorPhase);
-    c->hook.store(static_cast<std::uint32_t>(Hook::error));
+    c->hook.store(static_cast<std::uint32_t>(Hook::kError));
     const ProcessError e = make_error(c);
     const std::uint64_t t0 = now_ns();
     try {
       c->result_size = p.produce_error_result_(e, result_area(c), c->max_result);
-      record_time(c->timers[static_cast<std::size_t>(Hook::error)], now_ns() - t0);
+      record_time(c->timers[static_cast<std::size_t>(Hook::kError)], now_ns() - t0);
       c->state.store(kProcDone);
     } catch (const ProcessError&) {
       c->state.store(kProcFailed);  // rethrown (the default): the record stands
     } catch (...) {
-      record_current_exception(c, Hook::error, c->current_run.load());
+      record_current_exception(c, Hook::kError, c->current_run.load());
       c->state.store(kProcFailed);
     }
   }
@@ -387,8 +225,8 @@ class ProcessEngine {
       while (!(c->has_runs != 0 && run >= c->runs) && !stopping(c)) {
         const std::uint64_t t0 = now_ns();
         bool cut = false, retry = false;
-        for (Hook h : {Hook::prerun, Hook::run, Hook::postrun}) {
-          if (h != Hook::prerun && stopping(c)) {
+        for (Hook h : {Hook::kPrerun, Hook::kRun, Hook::kPostrun}) {
+          if (h != Hook::kPrerun && stopping(c)) {
             cut = true;
             break;
           }
@@ -401,19 +239,20 @@ class ProcessEngine {
         }
         if (cut) break;
         if (retry) continue;  // the same run again, from on_prerun
-        record_time(c->timers[static_cast<std::size_t>(Hook::iteration)], now_ns() - t0);
+        record_time(c->timers[static_cast<std::size_t>(Hook::kIteration)], now_ns() - t0);
         c->current_run.store(++run);
       }
       c->phase.store(kFinishing);
     }
     const std::uint64_t run = c->current_run.load();
     while (c->phase.load() == kFinishing) {  // a replacement after on_finish skips it
-      const Outcome o = attempt(p, c, Hook::onfinish, run, [&p] { p.call_hook_(Hook::onfinish); });
+      const Outcome o =
+          attempt(p, c, Hook::kOnFinish, run, [&p] { p.call_hook_(Hook::kOnFinish); });
       if (o == Outcome::kOk) c->phase.store(kResultPhase);
       if (o == Outcome::kExhausted) return error_phase(p, c);
     }
     for (;;) {
-      const Outcome o = attempt(p, c, Hook::result, run, [&p, c] {
+      const Outcome o = attempt(p, c, Hook::kResult, run, [&p, c] {
         c->result_size = p.produce_result_(result_area(c), c->max_result);
       });
       if (o == Outcome::kOk) break;
@@ -452,27 +291,19 @@ class ProcessEngine {
       const int cfd = pidfd_open(kid);
       bool timed_out = false;
       while (cfd >= 0) {
-        pollfd fds[3] = {{cfd, POLLIN, 0}, {parent_fd, POLLIN, 0}, {p.event_fd_, POLLIN, 0}};
-        timespec ts{};
-        timespec* tsp = nullptr;
+        std::int64_t timeout_ns = -1;  // the armed hook deadline, if any
         if (const std::uint64_t d = c->deadline_ns.load(); d != 0) {
           const std::uint64_t now = now_ns();
-          const std::uint64_t left = d > now ? d - now : 0;
-          ts.tv_sec = static_cast<time_t>(left / 1'000'000'000u);
-          ts.tv_nsec = static_cast<long>(left % 1'000'000'000u);
-          tsp = &ts;
+          timeout_ns = static_cast<std::int64_t>(d > now ? d - now : 0);
         }
-        if (ppoll(fds, 3, tsp, nullptr) < 0 && errno != EINTR) break;
-        if (fds[1].revents != 0) {  // the parent is gone: so are we
-          ::kill(kid, SIGKILL);
-          waitpid(kid, nullptr, 0);
+        const int kids[1] = {cfd};
+        const WatchEvents ev = watch_children(parent_fd, p.event_fd_, kids, timeout_ns);
+        if (ev.failed) break;
+        if (ev.parent_gone) {  // the parent is gone: so are we
+          kill_and_reap(kid);
           _exit(0);
         }
-        if (fds[2].revents != 0) {
-          std::uint64_t v = 0;
-          [[maybe_unused]] const ssize_t r = read(p.event_fd_, &v, sizeof v);
-        }
-        if (fds[0].revents != 0) break;
+        if (ev.ended[0] != 0) break;
         const std::uint64_t d = c->deadline_ns.load();
         if (d != 0 && now_ns() >= d) {
           timed_out = true;
@@ -485,16 +316,11 @@ class ProcessEngine {
           break;
         }
       }
-      int status = 0;
-      while (waitpid(kid, &status, 0) == -1 && errno == EINTR) {
-      }
+      const int status = reap(kid);
       if (cfd >= 0) close(cfd);
       c->child_pid.store(0);
       c->deadline_ns.store(0);
-      for (TimerBlock& t : c->timers) {  // a child killed inside record_time
-        const std::uint32_t s = t.seq.load();
-        if ((s & 1) != 0) t.seq.store(s + 1, std::memory_order_release);
-      }
+      for (TimerBlock& t : c->timers) end_torn_update(t);  // a child killed inside record_time
       const std::uint32_t st = c->state.load();
       if (!timed_out && st != kProcRunning && WIFEXITED(status) && WEXITSTATUS(status) == 0)
         _exit(0);
@@ -512,7 +338,7 @@ class ProcessEngine {
         c->state.store(kProcFailed);
         _exit(0);
       }
-      if (c->lives_left.fetch_sub(1) <= 1) c->phase.store(kErrorPhase);
+      if (c->attempts_left.fetch_sub(1) <= 1) c->phase.store(kErrorPhase);
       // Loop: a replacement (or the error hook's process), forked from our copy.
     }
   }
@@ -523,14 +349,14 @@ class ProcessEngine {
     c->runs = cfg.runs.value_or(0);
     c->join_in_ns = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(cfg.join_in).count());
-    const std::chrono::milliseconds t[4] = {cfg.timeouts.prerun, cfg.timeouts.run,
-                                            cfg.timeouts.postrun, cfg.timeouts.onfinish};
-    for (int i = 0; i < 4; ++i)
+    const std::chrono::milliseconds t[kTimedHookCount] = {
+        cfg.timeouts.prerun, cfg.timeouts.run, cfg.timeouts.postrun, cfg.timeouts.onfinish};
+    for (std::size_t i = 0; i < kTimedHookCount; ++i)
       c->timeout_ns[i] = static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(t[i]).count());
     c->max_result = cfg.max_result_bytes;
     c->forked = forked ? 1 : 0;
-    c->lives_left.store(cfg.lives);
+    c->attempts_left.store(attempts_of(cfg));
     c->start_ns = now_ns();
   }
 
@@ -539,7 +365,8 @@ class ProcessEngine {
       throw std::invalid_argument(std::string("inorder::Skprocess: config.") + field +
                                   " must not be negative");
     };
-    if (cfg.lives < 1) throw std::invalid_argument("inorder::Skprocess: config.lives must be >= 1");
+    if (attempts_of(cfg) < 1)
+      throw std::invalid_argument("inorder::Skprocess: config.attempts must be >= 1");
     if (cfg.join_in.count() < 0) bad("join_in");
     if (cfg.timeouts.prerun.count() < 0) bad("timeouts.prerun");
     if (cfg.timeouts.run.count() < 0) bad("timeouts.run");
@@ -585,14 +412,13 @@ void ProcessBase::release_() noexcept {
 void ProcessBase::start() {
   if (started_) throw std::logic_error("inorder::Skprocess::start: already started");
   ProcessEngine::validate(config);
-  ctl_bytes_ = detail::kControlBytes + config.max_result_bytes;
+  ctl_bytes_ = detail::control_bytes() + config.max_result_bytes;
   if (ctl_ != nullptr) release_();  // left by run_here()
   ctl_ = ProcessEngine::map_control(ctl_bytes_);
   ProcessEngine::init_control(*this, ctl_, true);
   try {
     channel_pair_.emplace(Pipe::pair(false, config.message_capacity));
-    event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (event_fd_ < 0) detail::throw_errno("inorder::Skprocess: eventfd");
+    event_fd_ = detail::eventfd_create("inorder::Skprocess: eventfd");
     parent_ = getpid();
     const int self_fd = detail::pidfd_open(parent_);
     if (self_fd < 0) detail::throw_errno("inorder::Skprocess: pidfd_open");
@@ -606,18 +432,15 @@ void ProcessBase::start() {
     event_fd_ = -1;
     if (w < 0) {
       started_ = false;
-      errno = err;
-      detail::throw_errno("inorder::Skprocess: fork");
+      detail::throw_errno(err, "inorder::Skprocess: fork");
     }
     watcher_ = w;
     watcher_fd_ = detail::pidfd_open(w);
     if (watcher_fd_ < 0) {
       const int e = errno;
-      ::kill(w, SIGKILL);
-      waitpid(w, nullptr, 0);
+      detail::kill_and_reap(w);
       watcher_ = 0;
-      errno = e;
-      detail::throw_errno("inorder::Skprocess: pidfd_open");
+      detail::throw_errno(e, "inorder::Skprocess: pidfd_open");
     }
   } catch (...) {
     if (event_fd_ >= 0) close(event_fd_);
@@ -648,25 +471,10 @@ bool ProcessBase::wait_for_ns_(std::int64_t ns) {
   if (!started_) throw NotStarted("inorder::Skprocess::wait: not started");
   if (in_child_()) throw std::logic_error("inorder::Skprocess::wait: call it from the parent");
   if (watcher_ == 0) return true;
-  const std::uint64_t deadline = ns < 0 ? 0 : detail::now_ns() + static_cast<std::uint64_t>(ns);
-  for (;;) {
-    pollfd fd{watcher_fd_, POLLIN, 0};
-    timespec ts{};
-    timespec* tsp = nullptr;
-    if (ns >= 0) {
-      const std::uint64_t now = detail::now_ns();
-      const std::uint64_t left = deadline > now ? deadline - now : 0;
-      ts.tv_sec = static_cast<time_t>(left / 1'000'000'000u);
-      ts.tv_nsec = static_cast<long>(left % 1'000'000'000u);
-      tsp = &ts;
-    }
-    const int rc = ppoll(&fd, 1, tsp, nullptr);
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) return false;
-    break;
-  }
-  while (waitpid(watcher_, nullptr, 0) == -1 && errno == EINTR) {
-  }
+  const detail::Deadline deadline =
+      ns < 0 ? detail::kForever : detail::Clock::now() + std::chrono::nanoseconds(ns);
+  if (!detail::await_pidfd(watcher_fd_, ns == 0 ? detail::kNoWait : deadline)) return false;
+  detail::reap(watcher_);
   watcher_ = 0;
   close(watcher_fd_);
   watcher_fd_ = -1;
@@ -686,32 +494,7 @@ TimerStats ProcessBase::timer(Hook h) const {
   if (ctl_ == nullptr) throw NotStarted("inorder::Skprocess::timer: not started");
   const auto i = static_cast<std::size_t>(h);
   if (i >= kHookCount) throw std::invalid_argument("inorder::Skprocess::timer: unknown hook");
-  const detail::TimerBlock& t = ctl_->timers[i];
-  std::uint64_t count = 0, total = 0, mn = 0, mx = 0;
-  double sumsq = 0;
-  std::vector<double> samples;
-  for (int tries = 0;; ++tries) {
-    const std::uint32_t s1 = t.seq.load(std::memory_order_acquire);  // pairs with record_time
-    if ((s1 & 1) != 0 && tries < 100'000) {
-      sched_yield();
-      continue;
-    }
-    count = t.count.load(std::memory_order_relaxed);
-    total = t.total_ns.load(std::memory_order_relaxed);
-    mn = t.min_ns.load(std::memory_order_relaxed);
-    mx = t.max_ns.load(std::memory_order_relaxed);
-    sumsq = t.sumsq.load(std::memory_order_relaxed);
-    const std::size_t n =
-        static_cast<std::size_t>(std::min<std::uint64_t>(count, detail::kTimerSamples));
-    samples.resize(n);
-    for (std::size_t k = 0; k < n; ++k)
-      samples[k] = static_cast<double>(t.samples[k].load(std::memory_order_relaxed)) * 1e-9;
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (t.seq.load(std::memory_order_relaxed) == s1 || tries >= 100'000) break;
-  }
-  if (count == 0) return TimerStats();
-  return TimerStats(count, static_cast<double>(total) * 1e-9, sumsq, static_cast<double>(mn) * 1e-9,
-                    static_cast<double>(mx) * 1e-9, std::move(samples));
+  return detail::read_timer(ctl_->timers[i]);
 }
 
 Pipe::Pair& ProcessBase::channel_() {
@@ -732,7 +515,7 @@ const std::byte* ProcessBase::run_here_bytes_(std::size_t& size) {
   if (started_) throw std::logic_error("inorder::Skprocess::run_here: already started");
   ProcessEngine::validate(config);
   if (ctl_ != nullptr) release_();
-  ctl_bytes_ = detail::kControlBytes + config.max_result_bytes;
+  ctl_bytes_ = detail::control_bytes() + config.max_result_bytes;
   ctl_ = ProcessEngine::map_control(ctl_bytes_);
   ProcessEngine::init_control(*this, ctl_, false);
   ProcessEngine::lifecycle(*this, ctl_);

@@ -1,5 +1,7 @@
-// src/sync.cpp: the futex system calls behind EventCount.
-#include "sync.hpp"
+// src/ipc/sync.cpp: the futex system calls behind EventCount.
+#include "ipc/sync.hpp"
+
+#include "os/os.hpp"
 
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -21,8 +23,7 @@ bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Deadli
     const auto ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
     if (ns <= 0) return false;
-    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    ts = to_timespec(static_cast<std::uint64_t>(ns));
     tsp = &ts;
     if (Clock::now() >= deadline) return false;
   }
