@@ -130,14 +130,14 @@ struct Control {
   std::size_t inline_bytes = 0;
   std::size_t slot_stride = 0;
   std::size_t spill_bytes = 0;
-  std::uint32_t retries = 0;            ///< Options::retries: after a crash or timeout
-  std::uint32_t retry_exceptions = 0;   ///< retries also cover exceptions
-  std::uint64_t task_timeout_ns = 0;    ///< 0: no per-task timeout
-  std::uint32_t max_restarts = 0;       ///< restart cap: this many ...
-  std::uint64_t restart_window_ns = 0;  ///< ... within this long
-  std::uint64_t grace_ns = 0;           ///< shutdown grace
+  std::uint32_t retries = 0;               ///< Options::retries: after a crash or timeout
+  std::uint32_t retry_exceptions = 0;      ///< retries also cover exceptions
+  std::uint64_t task_timeout_ns = 0;       ///< 0: no per-task timeout
+  std::uint32_t max_restarts = 0;          ///< restart cap: this many ...
+  std::uint64_t restart_window_ns = 0;     ///< ... within this long
+  std::uint64_t grace_ns = 0;              ///< shutdown grace
   std::uint32_t max_tasks_per_worker = 0;  ///< recycle a worker after this many tasks; 0: never
-  std::uint64_t max_worker_rss = 0;        ///< recycle a worker past this peak RSS (bytes); 0: never
+  std::uint64_t max_worker_rss = 0;  ///< recycle a worker past this peak RSS (bytes); 0: never
   int wake_fd = -1;  ///< eventfd the supervisor polls; written by stop(), the destructor,
                      ///< and a worker starting a task with its own timeout
 };
