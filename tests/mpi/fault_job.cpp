@@ -32,8 +32,8 @@ int tick(int i) {
 
 int busy(inorder::mpi::Session& s) {
   if (const char* dir = std::getenv("INORDER_MPI_TEST_DIR")) {
-    std::ofstream(std::string(dir) + "/rank" + std::to_string(s.rank()) + ".pid") << getpid()
-                                                                                  << "\n";
+    std::ofstream(std::string(dir) + "/rank" + std::to_string(s.rank()) + ".pid")
+        << getpid() << "\n";
   }
   if (!s.is_root()) return s.serve();
   inorder::mpi::ParallelQueue<int> q(s);

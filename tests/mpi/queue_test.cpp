@@ -241,7 +241,6 @@ TEST_F(MpiQueue, HundredMebibyteArgumentArrivesWhole) {
 }
 
 TEST_F(MpiQueue, EveryRankGetsWork) {
-  if (session().size() == 1) GTEST_SKIP() << "one rank";
   inorder::mpi::ParallelQueue<std::uint64_t> q(session());
   for (std::uint64_t i = 0; i < 200; ++i) q.put(square_after, i, std::uint32_t{2000});
   q.stop();
@@ -255,7 +254,7 @@ TEST_F(MpiQueue, EveryRankGetsWork) {
     std::printf("rank %d (%s): %llu tasks in %llu chunks\n", r.rank, r.host.c_str(),
                 static_cast<unsigned long long>(r.completed),
                 static_cast<unsigned long long>(r.chunks));
-    if (r.rank != 0) {
+    if (r.rank != 0 || session().size() == 1) {
       EXPECT_GT(r.completed, 0U) << "rank " << r.rank << " got no work";
     }
   }
