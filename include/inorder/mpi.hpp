@@ -8,4 +8,5 @@
 
 #include "inorder/mpi/errors.hpp"
 #include "inorder/mpi/parallel_queue.hpp"
+#include "inorder/mpi/pool.hpp"
 #include "inorder/mpi/session.hpp"

@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -258,6 +260,42 @@ TEST_F(MpiQueue, EveryRankGetsWork) {
       EXPECT_GT(r.completed, 0U) << "rank " << r.rank << " got no work";
     }
   }
+}
+
+std::uint64_t cube(std::uint64_t x) { return x * x * x; }
+
+TEST_F(MpiQueue, PoolMapKeepsItemOrderAndUnorderedMapGetsEveryItem) {
+  inorder::mpi::Pool<std::uint64_t> pool(session(), 16);
+  std::vector<std::uint64_t> items(300);
+  for (std::uint64_t i = 0; i < items.size(); ++i) items[i] = i;
+  const auto ordered = pool.map(cube, items);
+  ASSERT_EQ(ordered.size(), items.size());
+  for (std::uint64_t i = 0; i < items.size(); ++i) EXPECT_EQ(ordered[i], i * i * i);
+  auto unordered = pool.unordered_map([](std::uint64_t x) { return x + 1; }, items);
+  std::sort(unordered.begin(), unordered.end());
+  for (std::uint64_t i = 0; i < items.size(); ++i) EXPECT_EQ(unordered[i], i + 1);
+}
+
+TEST_F(MpiQueue, PoolImapIsLazyAndRethrowsAtTheFailedItem) {
+  inorder::mpi::Pool<std::uint64_t> pool(session(), 8);
+  // An endless input: only lookahead items are ever put ahead of the reader.
+  std::uint64_t n = 0;
+  for (const std::uint64_t r : pool.imap(cube, std::views::iota(std::uint64_t{0}))) {
+    EXPECT_EQ(r, n * n * n);
+    if (++n == 100) break;
+  }
+  EXPECT_EQ(n, 100U);
+  std::uint64_t seen = 0;
+  try {
+    for (const std::uint64_t r : pool.imap([](std::uint64_t x) { return fail_at(x, 5, 1000); },
+                                           std::views::iota(0U, 10U))) {
+      EXPECT_EQ(r, seen++);
+    }
+    ADD_FAILURE() << "no exception";
+  } catch (const inorder::TaskError& e) {
+    EXPECT_EQ(e.type_name(), "std::out_of_range");
+  }
+  EXPECT_EQ(seen, 5U);
 }
 
 }  // namespace
