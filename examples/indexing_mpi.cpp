@@ -297,16 +297,17 @@ int main(int argc, char** argv) {
 
   inorder::mpi::ParallelQueue<Item> queue(mpi);
   try {
-    // One thread produces and consumes: put a document, and now and then take
-    // whatever results are ready (try_get never waits for a slow one).
+    // One thread produces and consumes. try_put() returns false when the
+    // window (SessionOptions::window positions) is full: then take the next
+    // result, which makes room. Memory stays bounded however many documents.
     std::uint64_t id = 0;
     for (std::size_t b = 0; b < batches.size(); ++b) {
       for (std::uint32_t i = 0; i < batches[b]; ++i, ++id) {
-        queue.put(index_document, id, make_document(id, vocabulary));
-        if (id % 16 == 0)
-          while (auto item = queue.try_get()) consumer.take(*item);
+        const std::string text = make_document(id, vocabulary);
+        while (!queue.try_put(index_document, id, text)) consumer.take(*queue.get());
       }
-      queue.put(Item{BatchDone{static_cast<std::uint32_t>(b + 1), batches[b]}});
+      const Item marker = BatchDone{static_cast<std::uint32_t>(b + 1), batches[b]};
+      while (!queue.try_put(marker)) consumer.take(*queue.get());
     }
     queue.stop();
     while (auto item = queue.get()) consumer.take(*item);

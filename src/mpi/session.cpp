@@ -556,6 +556,14 @@ std::byte* SessionImpl::begin(std::size_t len, bool is_value, const TaskHeader& 
                           std::to_string(opts.max_spill_bytes) + ")");
   Backoff backoff;
   while (put_seq - base >= opts.window) {
+    // Only get() frees the oldest position once it is finished, and get()
+    // runs on this same thread: waiting here would be waiting forever.
+    if (!entries.empty() && entries.front().st == St::kDone && deadline != kNoWait)
+      throw std::logic_error(
+          "inorder::mpi: put() would wait forever: the window (SessionOptions::window = " +
+          std::to_string(opts.window) +
+          ") is full and its oldest result waits for get(), which only this thread may call; "
+          "take results between puts (or use try_put and get when it returns false)");
     if (deadline == kNoWait) {
       progress(true);
       if (put_seq - base >= opts.window) return nullptr;

@@ -262,6 +262,16 @@ TEST_F(MpiQueue, EveryRankGetsWork) {
   }
 }
 
+TEST_F(MpiQueue, PutIntoAWindowFullOfUntakenResultsThrowsInsteadOfHanging) {
+  inorder::mpi::ParallelQueue<std::uint64_t> q(session());
+  constexpr std::uint64_t kWindow = 8192;  // SessionOptions::window, left at its default
+  for (std::uint64_t i = 0; i < kWindow; ++i) q.put([](std::uint64_t x) { return x; }, i);
+  EXPECT_FALSE(q.try_put([](std::uint64_t x) { return x; }, kWindow));
+  EXPECT_THROW(q.put([](std::uint64_t x) { return x; }, kWindow), std::logic_error);
+  EXPECT_EQ(q.get(), 0U);  // one taken: room for one more
+  EXPECT_EQ(q.put([](std::uint64_t x) { return x; }, kWindow), kWindow);
+}
+
 std::uint64_t cube(std::uint64_t x) { return x * x * x; }
 
 TEST_F(MpiQueue, PoolMapKeepsItemOrderAndUnorderedMapGetsEveryItem) {

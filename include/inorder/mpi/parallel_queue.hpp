@@ -96,8 +96,12 @@ class ParallelQueue {
 
   /// put(f, args...): runs f(args...) on some rank; its result comes out of
   /// get() at this position. put(value): passes `value` through in order.
-  /// Blocks (making progress) while the window is full. Throws QueueClosed
-  /// after stop(), PayloadTooLarge above SessionOptions::max_spill_bytes.
+  /// Blocks (making progress) while the window is full and its oldest task
+  /// is still running. Throws std::logic_error instead of waiting forever
+  /// when the window is full and its oldest result only waits for get() (the
+  /// same thread must call it: alternate try_put() and get(), see
+  /// examples/indexing_mpi.cpp). Throws QueueClosed after stop(),
+  /// PayloadTooLarge above SessionOptions::max_spill_bytes.
   /// Returns the position (64-bit, from 0).
   template <class F, class... Args>
   std::uint64_t put(F&& f, Args&&... args) {
