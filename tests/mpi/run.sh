@@ -37,6 +37,9 @@ export INORDER_MPI_TEST_TAG=$tag
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export INORDER_MPI_TEST_DIR=$scratch
+# Open MPI's shared-memory transport keeps its segments here instead of
+# /dev/shm, so the jobs never touch what other tests check is left clean.
+export OMPI_MCA_btl_vader_backing_directory=$scratch
 
 np_opts=()
 if [[ "$np" != mpmd ]]; then
