@@ -72,5 +72,11 @@ int main(int argc, char** argv) {
   if (!mpi.is_root()) return mpi.serve();
   inorder::mpi::ParallelQueue<long> q(mpi);
   long (*task)(long) = mode == "mpi-tiny" ? &compare::task_tiny : &compare::task_skewed;
-  return drive(q, n, task, mode.c_str(), mpi.size(), workers);
+  const int rc = drive(q, n, task, mode.c_str(), mpi.size(), workers);
+  for (const auto& r : q.stats().ranks)
+    std::fprintf(stderr, "rank %d: %llu tasks in %llu chunks, chunk now %zu, %lld ns per task\n",
+                 r.rank, static_cast<unsigned long long>(r.completed),
+                 static_cast<unsigned long long>(r.chunks), r.chunk,
+                 static_cast<long long>(r.per_task.count()));
+  return rc;
 }

@@ -15,6 +15,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prog=$build/bench/inorder-mpi-compare
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+# Open MPI's shared-memory segments go to a scratch directory, not /dev/shm.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export OMPI_MCA_btl_vader_backing_directory=$scratch
 mpirun_=(mpirun --oversubscribe --bind-to none)
 
 # median CMD...: runs CMD $repeats times, prints the line with the median tasks_per_s.

@@ -72,6 +72,24 @@ bool Runner::try_start(const TaskHeader& h, const std::byte* payload, const Sink
   return true;
 }
 
+BatchInfo Runner::take_busy() {
+  // Reading the Core's statistics walks its in-flight slots: at most once a
+  // millisecond; in between the time adds up for the next reading.
+  const auto t = Clock::now();
+  if (t - last_take_ < std::chrono::milliseconds(1)) return BatchInfo{0, 0};
+  last_take_ = t;
+  BatchInfo now{0, 0};
+  for (const auto& w : core_.stats().workers) {
+    now.busy_ns += static_cast<std::uint64_t>(w.busy.count());
+    now.tasks += w.tasks;
+  }
+  // A replaced worker starts its counts again: never report a negative delta.
+  BatchInfo delta{now.busy_ns >= seen_.busy_ns ? now.busy_ns - seen_.busy_ns : 0,
+                  now.tasks >= seen_.tasks ? now.tasks - seen_.tasks : 0};
+  seen_ = now;
+  return delta;
+}
+
 std::size_t Runner::harvest(const Sink& sink, std::size_t max, Deadline deadline) {
   std::size_t n = 0;
   while (n < max && outstanding_ > backlog_.size()) {

@@ -36,6 +36,9 @@ class Runner {
   /// Hands finished results to `sink`, at most `max` of them; waits until
   /// `deadline` for the first one. Returns how many.
   std::size_t harvest(const Sink& sink, std::size_t max, Deadline deadline);
+  /// Worker time and finished tasks since the previous call (from the
+  /// Core's per-worker statistics).
+  BatchInfo take_busy();
   /// Tasks submitted and not yet harvested.
   [[nodiscard]] std::size_t outstanding() const noexcept { return outstanding_; }
 
@@ -56,6 +59,8 @@ class Runner {
   std::unordered_map<std::uint32_t, Pending> by_local_;  ///< Core sequence -> global position
   std::deque<Waiting> backlog_;                          ///< in arrival order
   std::size_t outstanding_ = 0;                          ///< submitted, not yet harvested
+  BatchInfo seen_{0, 0};                                 ///< totals at the previous take_busy()
+  Clock::time_point last_take_{};                        ///< when take_busy() last read the Core
 };
 
 }  // namespace inorder::mpi::detail

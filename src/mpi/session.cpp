@@ -12,9 +12,10 @@
 // of work; credits are three chunks (at least two tasks per worker), so a
 // rank always has its next chunk while it works on one, and a slow rank holds
 // little that another could do. A chunk is sent before it is full when a
-// getter waits (for anything: it could be waiting for these very tasks), when
-// put() blocks on the window, after stop(), or when its oldest task has waited
-// kFlushAfter.
+// waiting call needs it (the oldest position is not dealt yet, or nothing runs
+// anywhere), after stop(), or when its oldest task has waited kFlushAfter.
+// Time per task is the rank's worker busy time per finished task divided by
+// its workers (BatchInfo), so transport latency does not shrink the chunks.
 #include <mpi.h>
 #include <unistd.h>
 #include <algorithm>
@@ -130,7 +131,6 @@ class SessionImpl {
     unsigned workers = 1;
     std::size_t outstanding = 0;     ///< tasks dealt and not yet answered (any queue)
     double per_task_ns = 0;          ///< EWMA of measured time per task; 0: unknown
-    Clock::time_point last_batch{};  ///< last result batch while busy
     Clock::time_point last_heard{};  ///< last message of any kind
     std::uint64_t dispatched = 0, completed = 0, chunks = 0;
     bool bye = false;
@@ -138,12 +138,15 @@ class SessionImpl {
 
   void start_up();
   bool progress(bool urgent);
+  /// A waiter needs unsent work at once: the oldest position is not dealt
+  /// yet, or nothing runs anywhere.
+  [[nodiscard]] bool starving() const;
   void wait_round(Backoff& backoff, bool did, Deadline deadline);
   bool dispatch(bool urgent);
   [[nodiscard]] std::size_t chunk_of(const RankState& r) const;
   [[nodiscard]] std::size_t credit_of(const RankState& r) const;
   void on_result(int from, const ResultHeader& h, const std::byte* data);
-  void on_batch(int from, std::size_t n);
+  void on_batch(int from, const BatchInfo& info);
   void handle(Message& m);
   void check_liveness();
   void idle_tick();
@@ -318,7 +321,12 @@ int SessionImpl::serve() {
       }
     }
     if (runner.harvest(collect, kMaxResultsPerMessage, wait) > 0 || !batch_.empty()) {
-      transport_->send(0, kTagResults, std::move(batch_));
+      const BatchInfo info = runner.take_busy();
+      std::vector<std::byte> msg;
+      msg.reserve(sizeof info + batch_.size());
+      append(msg, &info, sizeof info);
+      append(msg, batch_.data(), batch_.size());
+      transport_->send(0, kTagResults, std::move(msg));
       batch_.clear();
       did = true;
     }
@@ -374,20 +382,15 @@ std::size_t SessionImpl::credit_of(const RankState& r) const {
                                std::max<std::size_t>(2 * std::size_t{r.workers}, 3 * chunk_of(r)));
 }
 
-void SessionImpl::on_batch(int from, std::size_t n) {
-  if (n == 0) return;
+void SessionImpl::on_batch(int from, const BatchInfo& info) {
+  // Time per task of the rank as a whole: its workers' busy time per task,
+  // divided by its workers (they run side by side). Queueing and transport
+  // time are left out, so a rank that waits for work is not taken for slow.
+  if (info.tasks == 0) return;
   RankState& r = ranks_[static_cast<std::size_t>(from)];
-  const auto now = Clock::now();
-  if (r.last_batch != Clock::time_point{}) {
-    const double sample =
-        static_cast<double>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(now - r.last_batch).count()) /
-        static_cast<double>(n);
-    r.per_task_ns = r.per_task_ns <= 0 ? sample : 0.75 * r.per_task_ns + 0.25 * sample;
-  }
-  // An idle rank restarts its clock at its next chunk (dispatch), so idle time
-  // is not counted as task time.
-  r.last_batch = r.outstanding == 0 ? Clock::time_point{} : now;
+  const double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks) /
+                        static_cast<double>(r.workers);
+  r.per_task_ns = r.per_task_ns <= 0 ? sample : 0.75 * r.per_task_ns + 0.25 * sample;
 }
 
 void SessionImpl::on_result(int from, const ResultHeader& h, const std::byte* data) {
@@ -413,16 +416,18 @@ void SessionImpl::handle(Message& m) {
     return;
   }
   if (m.tag != kTagResults) return;
-  std::size_t off = 0, n = 0;
+  BatchInfo info{0, 0};
+  if (m.bytes.size() < sizeof info) return;
+  std::memcpy(&info, m.bytes.data(), sizeof info);
+  std::size_t off = sizeof info;
   while (off + sizeof(ResultHeader) <= m.bytes.size()) {
     ResultHeader h;
     std::memcpy(&h, m.bytes.data() + off, sizeof h);
     off += sizeof h;
     on_result(m.source, h, m.bytes.data() + off);
     off += h.len;
-    ++n;
   }
-  on_batch(m.source, n);
+  on_batch(m.source, info);
 }
 
 void SessionImpl::check_liveness() {
@@ -467,7 +472,6 @@ bool SessionImpl::dispatch(bool urgent) {
     const std::size_t want = std::min(best_free, chunk_of(st));
     const std::size_t n = std::min(want, unsent);
     if (n < chunk_of(st) && !urgent && !stopped && now - unsent_since < kFlushAfter) break;
-    if (st.outstanding == 0) st.last_batch = now;
     std::vector<std::byte> msg;
     std::size_t taken = 0;
     std::uint64_t s = next_unsent;
@@ -503,6 +507,14 @@ bool SessionImpl::dispatch(bool urgent) {
   return did;
 }
 
+bool SessionImpl::starving() const {
+  if (unsent == 0) return false;
+  if (!entries.empty() && entries.front().st == St::kUnsent) return true;
+  for (const RankState& r : ranks_)
+    if (r.outstanding != 0) return false;
+  return true;
+}
+
 bool SessionImpl::progress(bool urgent) {
   const auto now = Clock::now();
   if (now - last_progress_ > opts.heartbeat_timeout / 8) attending_since_ = now;
@@ -520,7 +532,7 @@ bool SessionImpl::progress(bool urgent) {
   };
   did = runner.pump(local_sink) || did;
   const std::size_t n = runner.harvest(local_sink, kMaxResultsPerMessage, kNoWait);
-  on_batch(0, n);
+  if (n > 0) on_batch(0, runner.take_busy());
   did = n > 0 || did;
   did = dispatch(urgent) || did;
   if (size > 1) check_liveness();
@@ -541,7 +553,8 @@ void SessionImpl::wait_round(Backoff& backoff, bool did, Deadline deadline) {
     const Runner::Sink local_sink = [this](const ResultHeader& h, const std::byte* data) {
       on_result(0, h, data);
     };
-    on_batch(0, runner.harvest(local_sink, kMaxResultsPerMessage, until));
+    if (runner.harvest(local_sink, kMaxResultsPerMessage, until) > 0)
+      on_batch(0, runner.take_busy());
   } else {
     std::this_thread::sleep_until(until);
   }
@@ -565,12 +578,12 @@ std::byte* SessionImpl::begin(std::size_t len, bool is_value, const TaskHeader& 
           ") is full and its oldest result waits for get(), which only this thread may call; "
           "take results between puts (or use try_put and get when it returns false)");
     if (deadline == kNoWait) {
-      progress(true);
+      progress(starving());
       if (put_seq - base >= opts.window) return nullptr;
       break;
     }
     if (Clock::now() >= deadline) return nullptr;
-    wait_round(backoff, progress(true), deadline);
+    wait_round(backoff, progress(starving()), deadline);
   }
   seq = put_seq++;
   Entry& e = entries.emplace_back();
@@ -655,7 +668,7 @@ GetStatus SessionImpl::get(Deadline deadline, Taken& out, bool any) {
       wait_round(backoff, false, deadline == kNoWait ? Clock::now() : deadline);
     }
     first = false;
-    if (progress(true)) backoff.reset();
+    if (progress(starving())) backoff.reset();
   }
 }
 

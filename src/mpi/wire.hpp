@@ -47,6 +47,13 @@ struct ResultHeader {
   std::uint8_t reserved[3];
 };
 
+/// Opens every results message: the sending rank's worker time since its
+/// previous results message, which sizes its chunks (rank 0 divides).
+struct BatchInfo {
+  std::uint64_t busy_ns;  ///< time its workers spent running tasks
+  std::uint64_t tasks;    ///< tasks they finished meanwhile
+};
+
 /// Announces a split message: `total` bytes for tag `tag`, in parts of at most `part` bytes.
 struct BigHeader {
   std::uint64_t total;
@@ -59,6 +66,8 @@ static_assert(std::is_trivially_copyable_v<TaskHeader> && sizeof(TaskHeader) == 
               "TaskHeader is copied as bytes between ranks and must have no padding");
 static_assert(std::is_trivially_copyable_v<ResultHeader> && sizeof(ResultHeader) == 32,
               "ResultHeader is copied as bytes between ranks and must have no padding");
+static_assert(std::is_trivially_copyable_v<BatchInfo> && sizeof(BatchInfo) == 16,
+              "BatchInfo is copied as bytes between ranks and must have no padding");
 static_assert(std::is_trivially_copyable_v<BigHeader> && sizeof(BigHeader) == 24,
               "BigHeader is copied as bytes between ranks and must have no padding");
 
