@@ -453,18 +453,22 @@ bool SessionImpl::dispatch(bool urgent) {
     while (next_unsent < put_seq &&
            entries[static_cast<std::size_t>(next_unsent - base)].st != St::kUnsent)
       ++next_unsent;
-    // The rank with the most free credits gets the next chunk.
+    // The rank with the largest share of its credits free gets the next
+    // chunk: an idle rank first, whatever its (maybe stale) measured speed.
     int best = -1;
     std::size_t best_free = 0;
+    double best_share = 0;
     const int first = opts.root_runs_tasks || size == 1 ? 0 : 1;
     for (int r = first; r < size; ++r) {
       const RankState& st = ranks_[static_cast<std::size_t>(r)];
       const std::size_t credit = credit_of(st);
       const std::size_t free = credit > st.outstanding ? credit - st.outstanding : 0;
+      const double share = static_cast<double>(free) / static_cast<double>(credit);
       // Ties go to the higher rank: rank 0 also produces and consumes.
-      if (free >= best_free && free > 0) {
+      if (free > 0 && share >= best_share) {
         best = r;
         best_free = free;
+        best_share = share;
       }
     }
     if (best < 0) break;
