@@ -22,10 +22,14 @@ packages=(
   libtbb-dev
   python3
   cmake
+  openmpi-bin
+  libopenmpi-dev
 )
-# Optional: only for regenerating docs/bench/*.png (bench/plot.py).
+# Optional: only for regenerating docs/bench/*.png (bench/plot.py) and for
+# the mpi4py.futures anchor of the MPI benchmark (bench/mpi_compare.sh).
 bench_packages=(
   python3-matplotlib
+  python3-mpi4py
 )
 if [[ "${INORDER_BENCH_DEPS:-0}" == 1 ]]; then
   packages+=("${bench_packages[@]}")
