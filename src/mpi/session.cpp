@@ -184,7 +184,9 @@ inorder::Options local_options(const SessionOptions& o) {
   l.capacity = kLocalCapacity;
   l.window = kLocalCapacity;  // completion order locally: fast tasks flow past slow ones
   l.task_timeout = o.task_timeout;
-  l.lives = o.lives;
+  l.retries = o.retries;
+  // The dealer's credits are this ring: a full ring must refuse, not stage.
+  l.max_pending = 0;
   l.retry_exceptions = o.retry_exceptions;
   l.max_spill_bytes = o.max_spill_bytes;
   return l;

@@ -172,7 +172,7 @@ TEST_F(MpiQueue, ExceptionAndCrashFailOnlyTheirOwnPositions) {
 }
 
 TEST_F(MpiQueue, WorkerKilledBySigkillIsRetriedOnAFreshWorker) {
-  // The Session runs with lives = 1 (main below).
+  // The Session runs with retries = 1 (main below).
   inorder::mpi::ParallelQueue<std::uint64_t> q(session());
   std::vector<std::string> markers;
   for (std::uint64_t i = 0; i < 6; ++i) {
@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--no-root-tasks") == 0) root_tasks = false;
   inorder::mpi::Session session(argc, argv,
-                                {.workers_per_rank = 2, .lives = 1, .root_runs_tasks = root_tasks});
+                                {.workers_per_rank = 2, .retries = 1, .root_runs_tasks = root_tasks});
   if (!session.is_root()) return session.serve();
   std::printf("ranks: %d\n", session.size());
   g_session = &session;

@@ -50,10 +50,10 @@ struct SessionOptions {
   std::chrono::milliseconds task_timeout{0};
 
   /// Retries of a task whose worker crashed or timed out, on the same rank
-  /// (Options::lives).
-  unsigned lives = 0;
+  /// (Options::retries; the reference design's "lives").
+  unsigned retries = 0;
 
-  /// Also spend lives on tasks that throw (Options::retry_exceptions).
+  /// Also spend retries on tasks that throw (Options::retry_exceptions).
   bool retry_exceptions = false;
 
   /// Largest encoded arguments, and largest encoded result, of one task.
