@@ -228,6 +228,57 @@ TEST_F(PoolTest, TimeoutFailsOnlyTheItemThatRunsPastIt) {
             (std::vector<int>{1, 2}));
 }
 
+// The restart cap (default: 100 replacements within 10 s) stops a crash loop;
+// a timeout the caller asked for is the item's outcome and does not count.
+// 1,000 timeouts take a few seconds here, ten times the cap within its window.
+TEST_F(PoolTest, ThousandItemsThatAllTimeOutLeaveThePoolWorking) {
+  constexpr int kItems = 1000;
+  inorder::Pool<int> pool({.workers = 2});
+  auto hang = [](int) -> int {
+    for (;;) pause();  // until the supervisor's SIGKILL
+  };
+  std::size_t next = 0;
+  std::size_t timed_out = 0;
+  auto results = pool.timeout(std::chrono::milliseconds(10)).imap(hang, iota_vector(kItems));
+  for (auto it = results.begin(); it != results.end(); ++it, ++next) {
+    try {
+      (void)*it;
+      ADD_FAILURE() << "item " << next << " returned a value";
+    } catch (const inorder::ItemError& e) {
+      EXPECT_EQ(e.index(), next);
+      EXPECT_TRUE(e.timed_out()) << e.what();
+      timed_out += e.timed_out() ? 1 : 0;
+    }  // a QueueBroken escapes and fails the test
+  }
+  EXPECT_EQ(next, std::size_t{kItems});
+  EXPECT_EQ(timed_out, std::size_t{kItems});
+  const inorder::Stats s = pool.stats();
+  EXPECT_FALSE(s.broken);
+  EXPECT_EQ(s.restarts, std::uint64_t{kItems}) << "every timeout replaces its worker";
+  // The pool still works, for a call with and without a limit.
+  EXPECT_EQ(pool.map([](int x) { return x * x; }, iota_vector(4)), (std::vector<int>{0, 1, 4, 9}));
+  EXPECT_EQ(pool.timeout(std::chrono::seconds(30)).map([](int x) { return x + 1; }, iota_vector(3)),
+            (std::vector<int>{1, 2, 3}));
+}
+
+// A worker that dies before its first task, every time, is a crash loop: the
+// cap still breaks the pool, after max_restarts replacements, instead of
+// forking forever.
+TEST_F(PoolTest, WorkersThatDieAtStartUpStillBreakThePool) {
+  inorder::Pool<int> pool({.workers = 2, .worker_init = [](unsigned) { _exit(3); }});
+  EXPECT_THROW((void)pool.map([](int x) { return x; }, iota_vector(4)), inorder::QueueBroken);
+  const inorder::Stats s = pool.stats();
+  EXPECT_TRUE(s.broken);
+  EXPECT_EQ(s.restarts, 100U) << "the default max_restarts";
+  // A time limit on the call does not exempt such deaths from the cap.
+  inorder::Pool<int> timed(
+      {.workers = 2, .worker_init = [](unsigned) { _exit(3); }, .max_restarts = 5});
+  EXPECT_THROW((void)timed.timeout(std::chrono::milliseconds(50))
+                   .map([](int x) { return x; }, iota_vector(4)),
+               inorder::QueueBroken);
+  EXPECT_TRUE(timed.stats().broken);
+}
+
 TEST_F(PoolTest, BackgroundReturnsAFutureOfTheOrderedResults) {
   SharedBlock<Gates> g;
   inorder::Pool<int> pool({.workers = 2});
