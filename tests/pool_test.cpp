@@ -279,6 +279,49 @@ TEST_F(PoolTest, WorkersThatDieAtStartUpStillBreakThePool) {
   EXPECT_TRUE(timed.stats().broken);
 }
 
+// map_settled: every item runs, and each position holds its value or its own
+// ItemError. The failures are forced (a throw, a crash), not timed.
+TEST_F(PoolTest, MapSettledKeepsEveryValueAndEveryErrorInInputOrder) {
+  inorder::Pool<int> pool({.workers = 2});
+  auto task = [](int i) {
+    if (i % 4 == 1) throw std::out_of_range("item " + std::to_string(i));
+    if (i == 6) raise(SIGKILL);
+    return i * 10;
+  };
+  const std::vector<inorder::Settled<int>> out = pool.map_settled(task, iota_vector(10));
+  ASSERT_EQ(out.size(), 10U);
+  for (int i = 0; i < 10; ++i) {
+    const inorder::Settled<int>& s = out[static_cast<std::size_t>(i)];
+    if (i % 4 == 1) {
+      ASSERT_FALSE(s.ok()) << i;
+      EXPECT_EQ(s.error().index(), static_cast<std::size_t>(i));
+      EXPECT_EQ(s.error().kind(), inorder::ItemError::Kind::kThrew);
+      EXPECT_EQ(s.error().type_name(), "std::out_of_range");
+      EXPECT_EQ(s.error().message(), "item " + std::to_string(i));
+      EXPECT_THROW((void)s.value(), inorder::ItemError);
+      EXPECT_EQ(s.value_or(-1), -1);
+    } else if (i == 6) {
+      ASSERT_FALSE(s) << i;
+      EXPECT_EQ(s.error().index(), 6U);
+      EXPECT_TRUE(s.error().crashed());
+    } else {
+      ASSERT_TRUE(s.ok()) << i << ": " << s.error().what();
+      EXPECT_EQ(s.value(), i * 10);
+      EXPECT_THROW((void)s.error(), std::logic_error);
+    }
+  }
+  // Modifiers apply, an empty input gives an empty vector, and the pool goes on.
+  const std::vector<std::pair<int, int>> pairs{{2, 3}, {4, 5}};
+  const auto products = pool.star()
+                            .timeout(std::chrono::seconds(30))
+                            .map_settled([](int a, int b) { return a * b; }, pairs);
+  ASSERT_EQ(products.size(), 2U);
+  EXPECT_EQ(products[0].value(), 6);
+  EXPECT_EQ(products[1].value(), 20);
+  EXPECT_TRUE(pool.map_settled(task, std::vector<int>{}).empty());
+  EXPECT_EQ(pool.map([](int x) { return x + 1; }, iota_vector(3)), (std::vector<int>{1, 2, 3}));
+}
+
 TEST_F(PoolTest, BackgroundReturnsAFutureOfTheOrderedResults) {
   SharedBlock<Gates> g;
   inorder::Pool<int> pool({.workers = 2});
