@@ -116,10 +116,15 @@ prefix)
   mkdir -p "$project" "$scratch/bin"
   cp "$source_root/tests/consumers/cmake/CMakeLists.txt" "$quickstart" "$project/"
   ln -s "$source_root" "$project/inorder"
-  # The recipe says `c++`; make that the compiler under test.
-  printf '#!/bin/sh\nexec %q "$@"\n' "$cxx" >"$scratch/bin/c++"
+  # The recipe says `c++`; make that the compiler under test. CXXFLAGS=-O0
+  # (after the release flags, so it wins) only makes the library's second
+  # build cheaper: what is checked is where things are installed and found.
+  # The shim execs the compiler by its full path: `c++` would find the shim.
+  cxx_path=$(command -v "$cxx") || { echo "FAIL: compiler $cxx not found" >&2; exit 1; }
+  printf '#!/bin/sh\nexec %q "$@"\n' "$cxx_path" >"$scratch/bin/c++"
   chmod +x "$scratch/bin/c++"
-  (cd "$project" && PATH=$scratch/bin:$PATH CXX=$scratch/bin/c++ prefix=$scratch/prefix \
+  (cd "$project" && PATH=$scratch/bin:$PATH CXX=$scratch/bin/c++ CXXFLAGS=-O0 \
+    prefix=$scratch/prefix \
     bash "$source_root/tests/consumers/prefix/install_and_build.sh") >"$scratch/prefix.log" 2>&1 ||
     { cat "$scratch/prefix.log" >&2; echo "FAIL: the custom-prefix recipe failed" >&2; exit 1; }
   runs=$(grep -cx '5^2 = 25' "$scratch/prefix.log" || true)
