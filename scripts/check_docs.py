@@ -11,7 +11,9 @@ order. A block whose first line is a comment naming a compiled source, e.g.
 anything else (```text, ```sh, ```cmake, ...) are not
 checked, except build files: a block tagged ```cmake or ```meson must be
 found, the same way, in the CMake or meson consumer project CI builds
-(tests/consumers/cmake/CMakeLists.txt, tests/consumers/meson/meson.build).
+(tests/consumers/cmake/CMakeLists.txt, tests/consumers/meson/meson.build),
+and a ```sh block whose first line is a comment naming a script CI runs, e.g.
+"# tests/consumers/prefix/install_and_build.sh", must be found in that script.
 
 docs/guarantees.md names the test behind each promise: every `Suite.Name` it
 quotes must be a TEST or TEST_F of tests/*.cpp.
@@ -27,6 +29,7 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 TEST_DEF = re.compile(r"^TEST(?:_F)?\((\w+),\s*(\w+)\)", re.M)
 TEST_REF = re.compile(r"`((?:[A-Z]\w*Test|Faults|Lifecycle|Codec)\.[A-Z]\w+)`")
 SOURCE_NAME = re.compile(r"^// ((?:examples|tests|docs/snippets)/\S+\.cpp)$")
+SCRIPT_NAME = re.compile(r"^# (tests/\S+\.sh)$")
 
 
 def code_blocks(path):
@@ -94,6 +97,15 @@ def main():
                 wanted = build_files[lang]
                 text = normalise(wanted.read_text().splitlines()) if wanted.exists() else []
                 if not find_in_order(text, pieces(body)):
+                    missing.append((page.relative_to(root), start, body))
+                continue
+            script = SCRIPT_NAME.match(normalise(body)[0]) if lang == "sh" and body else None
+            if script:
+                checked += 1
+                wanted = root / script.group(1)
+                text = normalise(wanted.read_text().splitlines()) if wanted.exists() else []
+                rest = body[body.index(next(l for l in body if l.strip())) + 1:]
+                if not find_in_order(text, pieces(rest)):
                     missing.append((page.relative_to(root), start, body))
                 continue
             if lang not in ("cpp", "c++"):

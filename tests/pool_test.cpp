@@ -228,6 +228,100 @@ TEST_F(PoolTest, TimeoutFailsOnlyTheItemThatRunsPastIt) {
             (std::vector<int>{1, 2}));
 }
 
+// The restart cap (default: 100 replacements within 10 s) stops a crash loop;
+// a timeout the caller asked for is the item's outcome and does not count.
+// 1,000 timeouts take a few seconds here, ten times the cap within its window.
+TEST_F(PoolTest, ThousandItemsThatAllTimeOutLeaveThePoolWorking) {
+  constexpr int kItems = 1000;
+  inorder::Pool<int> pool({.workers = 2});
+  auto hang = [](int) -> int {
+    for (;;) pause();  // until the supervisor's SIGKILL
+  };
+  std::size_t next = 0;
+  std::size_t timed_out = 0;
+  auto results = pool.timeout(std::chrono::milliseconds(10)).imap(hang, iota_vector(kItems));
+  for (auto it = results.begin(); it != results.end(); ++it, ++next) {
+    try {
+      (void)*it;
+      ADD_FAILURE() << "item " << next << " returned a value";
+    } catch (const inorder::ItemError& e) {
+      EXPECT_EQ(e.index(), next);
+      EXPECT_TRUE(e.timed_out()) << e.what();
+      timed_out += e.timed_out() ? 1 : 0;
+    }  // a QueueBroken escapes and fails the test
+  }
+  EXPECT_EQ(next, std::size_t{kItems});
+  EXPECT_EQ(timed_out, std::size_t{kItems});
+  const inorder::Stats s = pool.stats();
+  EXPECT_FALSE(s.broken);
+  EXPECT_EQ(s.restarts, std::uint64_t{kItems}) << "every timeout replaces its worker";
+  // The pool still works, for a call with and without a limit.
+  EXPECT_EQ(pool.map([](int x) { return x * x; }, iota_vector(4)), (std::vector<int>{0, 1, 4, 9}));
+  EXPECT_EQ(pool.timeout(std::chrono::seconds(30)).map([](int x) { return x + 1; }, iota_vector(3)),
+            (std::vector<int>{1, 2, 3}));
+}
+
+// A worker that dies before its first task, every time, is a crash loop: the
+// cap still breaks the pool, after max_restarts replacements, instead of
+// forking forever.
+TEST_F(PoolTest, WorkersThatDieAtStartUpStillBreakThePool) {
+  inorder::Pool<int> pool({.workers = 2, .worker_init = [](unsigned) { _exit(3); }});
+  EXPECT_THROW((void)pool.map([](int x) { return x; }, iota_vector(4)), inorder::QueueBroken);
+  const inorder::Stats s = pool.stats();
+  EXPECT_TRUE(s.broken);
+  EXPECT_EQ(s.restarts, 100U) << "the default max_restarts";
+  // A time limit on the call does not exempt such deaths from the cap.
+  inorder::Pool<int> timed(
+      {.workers = 2, .worker_init = [](unsigned) { _exit(3); }, .max_restarts = 5});
+  EXPECT_THROW((void)timed.timeout(std::chrono::milliseconds(50))
+                   .map([](int x) { return x; }, iota_vector(4)),
+               inorder::QueueBroken);
+  EXPECT_TRUE(timed.stats().broken);
+}
+
+// map_settled: every item runs, and each position holds its value or its own
+// ItemError. The failures are forced (a throw, a crash), not timed.
+TEST_F(PoolTest, MapSettledKeepsEveryValueAndEveryErrorInInputOrder) {
+  inorder::Pool<int> pool({.workers = 2});
+  auto task = [](int i) {
+    if (i % 4 == 1) throw std::out_of_range("item " + std::to_string(i));
+    if (i == 6) raise(SIGKILL);
+    return i * 10;
+  };
+  const std::vector<inorder::Settled<int>> out = pool.map_settled(task, iota_vector(10));
+  ASSERT_EQ(out.size(), 10U);
+  for (int i = 0; i < 10; ++i) {
+    const inorder::Settled<int>& s = out[static_cast<std::size_t>(i)];
+    if (i % 4 == 1) {
+      ASSERT_FALSE(s.ok()) << i;
+      EXPECT_EQ(s.error().index(), static_cast<std::size_t>(i));
+      EXPECT_EQ(s.error().kind(), inorder::ItemError::Kind::kThrew);
+      EXPECT_EQ(s.error().type_name(), "std::out_of_range");
+      EXPECT_EQ(s.error().message(), "item " + std::to_string(i));
+      EXPECT_THROW((void)s.value(), inorder::ItemError);
+      EXPECT_EQ(s.value_or(-1), -1);
+    } else if (i == 6) {
+      ASSERT_FALSE(s) << i;
+      EXPECT_EQ(s.error().index(), 6U);
+      EXPECT_TRUE(s.error().crashed());
+    } else {
+      ASSERT_TRUE(s.ok()) << i << ": " << s.error().what();
+      EXPECT_EQ(s.value(), i * 10);
+      EXPECT_THROW((void)s.error(), std::logic_error);
+    }
+  }
+  // Modifiers apply, an empty input gives an empty vector, and the pool goes on.
+  const std::vector<std::pair<int, int>> pairs{{2, 3}, {4, 5}};
+  const auto products = pool.star()
+                            .timeout(std::chrono::seconds(30))
+                            .map_settled([](int a, int b) { return a * b; }, pairs);
+  ASSERT_EQ(products.size(), 2U);
+  EXPECT_EQ(products[0].value(), 6);
+  EXPECT_EQ(products[1].value(), 20);
+  EXPECT_TRUE(pool.map_settled(task, std::vector<int>{}).empty());
+  EXPECT_EQ(pool.map([](int x) { return x + 1; }, iota_vector(3)), (std::vector<int>{1, 2, 3}));
+}
+
 TEST_F(PoolTest, BackgroundReturnsAFutureOfTheOrderedResults) {
   SharedBlock<Gates> g;
   inorder::Pool<int> pool({.workers = 2});

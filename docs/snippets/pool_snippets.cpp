@@ -328,6 +328,38 @@ void run(Checker& check) {
 
 }  // namespace imap_errors
 
+namespace map_settled_call {
+
+// Parses a number; throws std::invalid_argument for text that is not one.
+int parse(const std::string& text) { return std::stoi(text); }
+std::vector<std::string> lines;
+void print(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  char buffer[256];
+  std::vsnprintf(buffer, sizeof buffer, format, args);
+  va_end(args);
+  lines.emplace_back(buffer);
+}
+
+void run(Checker& check) {
+  inorder::Pool<int> pool({.workers = 2});
+  const std::vector<std::string> texts{"12", "x", "30"};
+  std::vector<inorder::Settled<int>> out = pool.map_settled(parse, texts);
+  for (const inorder::Settled<int>& item : out) {
+    if (item.ok())
+      print("%d", item.value());
+    else
+      print("item %zu failed: %s", item.error().index(), item.error().type_name().c_str());
+  }
+  // prints 12, "item 1 failed: std::invalid_argument", 30
+  check.expect(
+      lines == std::vector<std::string>{"12", "item 1 failed: std::invalid_argument", "30"},
+      "map_settled: every value and the one error, in input order");
+}
+
+}  // namespace map_settled_call
+
 namespace worker_init_state {
 
 // A stand-in for a model loaded from a file: it keeps the file's name and
@@ -391,6 +423,7 @@ int main() {
   check.run("progress", [&] { progress_modifier::run(check); });
   check.run("map errors", [&] { map_errors::run(check); });
   check.run("imap errors", [&] { imap_errors::run(check); });
+  check.run("map_settled", [&] { map_settled_call::run(check); });
   check.run("worker_init", [&] { worker_init_state::run(check); });
   check.run("fixed state", [&] { fixed_state::run(check); });
   return check.exit_code();

@@ -226,6 +226,20 @@ constexpr void require_encodable() {
                 "decode(inorder::Reader&); see docs/codec.md");
 }
 
+// require_encodable<T>() for the entry points that take a T (ParallelQueue<R>,
+// put's arguments): the message the user reads is the one for T's own problem.
+// A standard type with a bad element passes require_encodable, so its encode is
+// instantiated too, and the element's message fires there. Always true: it
+// only fails to compile.
+template <class T>
+consteval bool explain_unencodable() {
+  require_encodable<T>();
+  if constexpr (kPath<T> == Path::kStdBadElement) {
+    [[maybe_unused]] void (*const instantiate)(Writer&, const T&) = &inorder::encode<T>;
+  }
+  return true;
+}
+
 // Fewest bytes one value of T can encode to, at least 1; bounds element counts on decode.
 template <class T>
 constexpr std::size_t min_size() {

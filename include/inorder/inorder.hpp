@@ -8,6 +8,7 @@
 #include "inorder/pipe.hpp"
 #include "inorder/pool.hpp"
 #include "inorder/reconnect.hpp"
+#include "inorder/settled.hpp"
 #include "inorder/share.hpp"
 #include "inorder/skprocess.hpp"
 #include "inorder/stats.hpp"

@@ -115,7 +115,9 @@ struct Options {
   /// Restart cap: more than `max_restarts` worker replacements within
   /// `restart_window` turn the queue Broken: every pending slot and every
   /// later put() fails at once with inorder::QueueBroken, instead of the queue
-  /// spinning on a task that kills every worker. Defaults: 100 within 10 s.
+  /// spinning on a task that kills every worker. Every worker death counts
+  /// (crashes, deaths in worker_init or while idle) except the kills for a
+  /// task's time limit, which are that task's outcome. Defaults: 100 within 10 s.
   unsigned max_restarts = 100;
   std::chrono::milliseconds restart_window{10'000};
 

@@ -70,10 +70,9 @@ void invoke_task(const std::byte* p, std::size_t n, ResultSink& sink) {
 /// R is the type get() returns; it must be encodable (codec.hpp).
 template <class R>
 class ParallelQueue {
-  static_assert(Encodable<R>,
-                "inorder::ParallelQueue<R>: R must be encodable (trivially copyable, a supported "
-                "standard type, or a type with an inorder::codec<R> specialization); see "
-                "docs/codec.md");
+  // An R that cannot be encoded stops the build with the codec's own message
+  // for its type, which says what to use instead.
+  static_assert(detail::explain_unencodable<R>());
 
  public:
   using value_type = R;
@@ -249,8 +248,9 @@ class ParallelQueue {
                     "are copied to a worker process. Capture only numbers and pointers (to memory "
                     "that existed when the workers were forked), pass data as arguments, or fix "
                     "the task at construction with SingleTaskQueue");
-      static_assert((Encodable<std::decay_t<Args>> && ...),
-                    "inorder: every argument of put() must be encodable; see docs/codec.md");
+      // An argument that cannot be encoded stops the build with the codec's own
+      // message for its type (e.g. "std::string_view ... send std::string").
+      static_assert((detail::explain_unencodable<std::decay_t<Args>>() && ...));
       static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>&&...>,
                     "inorder: put(f, args...): f cannot be called with these argument types "
                     "(it receives decoded copies, as rvalues)");

@@ -44,6 +44,7 @@
 #include "inorder/errors.hpp"
 #include "inorder/options.hpp"
 #include "inorder/parallel_queue.hpp"
+#include "inorder/settled.hpp"
 #include "inorder/stats.hpp"
 
 namespace inorder {
@@ -186,6 +187,24 @@ class PoolView {
     return dispatch_<false>(f, std::forward<Items>(items));
   }
 
+  /// Every item's outcome, in input order; see Pool::map_settled.
+  template <class F, std::ranges::input_range Items>
+  [[nodiscard]] std::vector<Settled<R>> map_settled(F f, Items&& items) const {
+    static_assert(Mode == CallMode::kBlocking,
+                  "inorder::Pool: map_settled() runs on the calling thread; background() and "
+                  "asynced() apply to map() and unordered_map()");
+    std::vector<Settled<R>> out;
+    Results<R> results = imap(f, std::forward<Items>(items));
+    for (auto it = results.begin(); it != results.end(); ++it) {
+      try {
+        out.emplace_back(std::move(*it));
+      } catch (const ItemError& e) {  // anything else is not an item's outcome: passed on
+        out.emplace_back(e);
+      }
+    }
+    return out;
+  }
+
   /// Lazy results in input order; see Pool::imap.
   template <class F, std::ranges::input_range Items>
   [[nodiscard]] Results<R> imap(F f, Items&& items) const {
@@ -302,6 +321,17 @@ class Pool {
   template <class F, std::ranges::input_range Items>
   [[nodiscard]] std::vector<R> unordered_map(F f, Items&& items) {
     return view_().unordered_map(f, std::forward<Items>(items));
+  }
+
+  /// Every item's outcome, in input order: its value or the ItemError it
+  /// failed with (Settled<R>, settled.hpp). Unlike map(), a failed item stops
+  /// nothing: every item is run. Blocks until all are done. Throws only what is
+  /// no item's outcome, once the items in flight are done: QueueBroken,
+  /// QueueClosed, an exception from the input range (or PayloadTooLarge), and
+  /// as map() std::logic_error. Any thread of this process.
+  template <class F, std::ranges::input_range Items>
+  [[nodiscard]] std::vector<Settled<R>> map_settled(F f, Items&& items) {
+    return view_().map_settled(f, std::forward<Items>(items));
   }
 
   /// Skprocess classes: for each item, Worker(item) is constructed in a worker

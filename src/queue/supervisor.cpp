@@ -134,6 +134,10 @@ class Supervisor {
     close(pidfds_[w]);
     pidfds_[w] = -1;
     r_.records[w].alive.store(0, std::memory_order_release);
+    // Killed by check_timeouts(): the outcome of a time limit the user set,
+    // not a sign that workers cannot run.
+    const bool killed_for_timeout =
+        timed_out_valid_[w] && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     const bool had_task = recover_slot(w, pids_[w], status);
     // The worker's flag first, then the status: see WorkerRecord::recycling.
     const bool flagged = r_.records[w].recycling.exchange(0, std::memory_order_acquire) != 0;
@@ -148,14 +152,19 @@ class Supervisor {
       return;
     }
     // A worker that died outside a task (e.g. killed while idle) is replaced
-    // too: the queue keeps its worker count.
-    const std::uint64_t now = now_ns();
-    restart_times_.push_back(now);
-    while (!restart_times_.empty() && now - restart_times_.front() > c_.restart_window_ns)
-      restart_times_.pop_front();
-    if (restart_times_.size() > c_.max_restarts) {
-      go_broken();
-      return;
+    // too: the queue keeps its worker count. The restart cap counts every
+    // death but timeout kills: it exists to stop a crash loop (a task or a
+    // worker_init that kills every worker), and each timeout costs an item
+    // (or one of its lives), so timeouts cannot loop without new input.
+    if (!killed_for_timeout) {
+      const std::uint64_t now = now_ns();
+      restart_times_.push_back(now);
+      while (!restart_times_.empty() && now - restart_times_.front() > c_.restart_window_ns)
+        restart_times_.pop_front();
+      if (restart_times_.size() > c_.max_restarts) {
+        go_broken();
+        return;
+      }
     }
     c_.restarts.fetch_add(1, std::memory_order_relaxed);
     r_.records[w].restarts.fetch_add(1, std::memory_order_relaxed);
