@@ -756,9 +756,9 @@ TEST_F(ParallelQueueTest, MaxWorkerRssRecyclesALeakingWorkerBeforeItGrowsPastThe
   }
   const inorder::Stats s = q.stats();
   const long limit_kib = static_cast<long>(limit >> 10);
-  // One task's growth: the 1 MiB itself plus what malloc and, under ASan, its
-  // shadow memory add.
-  const long one_task_kib = inorder_test::kSanitized ? 2048 : 1024 + 256;
+  // One task's growth: the 1 MiB itself plus what malloc, stdio (the task
+  // reads /proc) and, under ASan, shadow memory add: within 2 MiB (3 MiB).
+  const long one_task_kib = inorder_test::kSanitized ? 3072 : 2048;
   std::printf(
       "[ figures  ] %ld tasks leaking 1 MiB, max_worker_rss=%ld MiB: worst RSS %ld MiB, "
       "%llu recycled\n",
