@@ -314,8 +314,8 @@ int main(int argc, char** argv) {
   bool root_tasks = true;
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--no-root-tasks") == 0) root_tasks = false;
-  inorder::mpi::Session session(argc, argv,
-                                {.workers_per_rank = 2, .retries = 1, .root_runs_tasks = root_tasks});
+  inorder::mpi::Session session(
+      argc, argv, {.workers_per_rank = 2, .retries = 1, .root_runs_tasks = root_tasks});
   if (!session.is_root()) return session.serve();
   std::printf("ranks: %d\n", session.size());
   g_session = &session;
