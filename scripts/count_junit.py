@@ -25,8 +25,12 @@ Counting rules:
 import argparse
 import json
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
+
+# characters XML 1.0 does not allow (everything below 0x20 but tab, LF, CR)
+INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 # meson results that are not failures
 GOOD_RESULTS = {"OK", "EXPECTEDFAIL", "SKIP"}
@@ -92,7 +96,12 @@ def classify(testcase):
 def read_cases(junit_path):
     """Return the list of cases, or None if the file is unreadable."""
     try:
-        root = ET.parse(junit_path).getroot()
+        with open(junit_path, "rb") as f:
+            raw = f.read().decode("utf-8", errors="replace")
+        # meson copies a failed test's output into the file as it is; terminal
+        # colour codes (ESC) and other control characters are not allowed in
+        # XML 1.0 and would make the whole file unreadable.
+        root = ET.fromstring(INVALID_XML_CHARS.sub("?", raw))
     except (OSError, ET.ParseError) as e:
         log(f"count_junit: cannot read {junit_path}: {e}")
         return None

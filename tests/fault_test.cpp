@@ -942,7 +942,12 @@ TEST_F(Faults, SoakOfOneMillionTinyTasksWithAKillEveryTenThousand) {
   std::uint64_t restarts = 0;
   const auto t0 = Clock::now();
   {
-    inorder::ParallelQueue<long> q({.workers = 2, .retries = 1, .max_restarts = 100'000});
+    // The producer thread outruns the workers; with the default (unbounded)
+    // pending stage it would stage most of the million tasks, and the RSS
+    // check below would measure them instead of leaks. A bounded stage makes
+    // put() wait, as a producer thread that outruns its consumer should.
+    inorder::ParallelQueue<long> q(
+        {.workers = 2, .max_pending = 4096, .retries = 1, .max_restarts = 100'000});
     std::thread producer([&] {
       for (long i = 0; i < kTasks; ++i) q.put([](long x) { return x; }, i);
       q.stop();

@@ -25,6 +25,8 @@ done
 shift  # the --
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# mpirun gives ranks a terminal for output: no colour codes in the logs.
+export GTEST_COLOR=no
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 # Open MPI keeps memory it never frees; under AddressSanitizer that is reported
 # as leaks. These jobs alone run without leak detection (the library's own
