@@ -353,6 +353,136 @@ TEST_F(ParallelQueueTest, CarriesArgumentsLargerThanASlot) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(q.get(), base + static_cast<std::size_t>(i));
 }
 
+/// Resident KiB of this process's mapping of exactly `bytes` bytes (found in
+/// /proc/self/smaps by its size), or -1 if there is none.
+long mapping_rss_kib(std::size_t bytes) {
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return -1;
+  char line[512];
+  bool in_it = false;
+  long rss = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    if (std::sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
+      in_it = hi - lo == bytes;
+      continue;
+    }
+    long kib = 0;
+    if (in_it && std::sscanf(line, "Rss: %ld kB", &kib) == 1) {
+      rss = kib;
+      break;
+    }
+  }
+  std::fclose(f);
+  return rss;
+}
+
+/// The size of a queue's spill reservation: two areas per slot (docs/design.md).
+std::size_t spill_reservation(std::size_t capacity, std::size_t max_spill_bytes) {
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return 2 * capacity * ((max_spill_bytes + page - 1) / page * page);
+}
+
+std::string mebibyte_result(int i) {
+  return std::string(std::size_t{1} << 20, static_cast<char>('a' + i % 26));
+}
+
+TEST_F(ParallelQueueTest, LargeResultsOneAtATimeReuseOneWarmArea) {
+  // One 1 MiB result at a time: each goes to the result area the previous one
+  // freed, whose pages stay mapped, so the spill reservation holds about one
+  // result's pages however many pass (returned to the system after each one,
+  // it would hold none; written to a fresh area each time, 200).
+  constexpr std::size_t kSpill = (std::size_t{3} << 20) + 4096;  // a size no other mapping has
+  inorder::ParallelQueue<std::string> q({.workers = 1, .capacity = 64, .max_spill_bytes = kSpill});
+  for (int i = 0; i < 200; ++i) {
+    q.put(mebibyte_result, i);
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->size(), std::size_t{1} << 20);
+    ASSERT_EQ(r->back(), static_cast<char>('a' + i % 26)) << "result " << i;
+  }
+  const long rss = mapping_rss_kib(spill_reservation(64, kSpill));
+  std::printf("[ figures  ] spill reservation resident in the getter after 200 x 1 MiB: %ld KiB\n",
+              rss);
+  EXPECT_GE(rss, 1024) << "the last result's pages were returned: the next one faults them in";
+  EXPECT_LE(rss, 4096) << "results did not reuse the warm area";
+}
+
+TEST_F(ParallelQueueTest, WarmResultAreasStayWithinTheirBudget) {
+  // 100 results of 1 MiB finished before any is taken hold 100 areas; once
+  // they are taken, at most 64 MiB of them stay warm (docs/parallel_queue.md).
+  constexpr std::size_t kSpill = (std::size_t{2} << 20) + 4096;
+  constexpr int kResults = 100;
+  inorder::ParallelQueue<std::string> q(
+      {.workers = 2, .window = 128, .capacity = 128, .max_spill_bytes = kSpill});
+  for (int i = 0; i < kResults; ++i) q.put(mebibyte_result, i);
+  ASSERT_TRUE(wait_until([&] { return q.stats().waiting_in_window == kResults; }));
+  for (int i = 0; i < kResults; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->back(), static_cast<char>('a' + i % 26)) << "result " << i;
+  }
+  const long rss = mapping_rss_kib(spill_reservation(128, kSpill));
+  std::printf("[ figures  ] spill reservation resident after 100 x 1 MiB taken at once: %ld KiB\n",
+              rss);
+  EXPECT_LE(rss, 65 * 1024) << "more than the 64 MiB budget stayed warm";
+  EXPECT_GE(rss, 32 * 1024) << "the budget was not used: areas were returned at once";
+}
+
+/// A result whose encoding kills the worker once the destination is reserved
+/// (encode runs twice: counting, then writing): the result area it took is
+/// never given back.
+struct DiesWhileWriting {
+  std::string bytes;
+  bool die = false;
+};
+
+}  // namespace
+
+template <>
+struct inorder::codec<DiesWhileWriting> {
+  static void encode(inorder::Writer& w, const DiesWhileWriting& v) {
+    static long calls = 0;  // per worker process: odd calls count, even ones write
+    inorder::encode(w, v.bytes);
+    if (v.die && ++calls % 2 == 0) std::abort();
+    inorder::encode(w, v.die);
+  }
+  static DiesWhileWriting decode(inorder::Reader& r) {
+    auto bytes = inorder::decode<std::string>(r);
+    auto die = inorder::decode<bool>(r);
+    return DiesWhileWriting{std::move(bytes), die};
+  }
+};
+
+namespace {
+
+DiesWhileWriting large_result_or_death(int i, bool die) {
+  return DiesWhileWriting{std::string(std::size_t{256} << 10, static_cast<char>('a' + i % 26)),
+                          die};
+}
+
+TEST_F(ParallelQueueTest, WorkersDyingWhileWritingLargeResultsLeaveLaterResultsWhole) {
+  // 70 workers die holding a result area each: with capacity 64 every area is
+  // lost, and later large results fall back to their slots' own spill areas.
+  inorder::ParallelQueue<DiesWhileWriting> q({.workers = 2, .capacity = 64, .max_restarts = 1000});
+  constexpr int kDeaths = 70;
+  const auto good = static_cast<int>(inorder_test::volume(200, 50));
+  for (int i = 0; i < kDeaths; ++i) {
+    q.put(large_result_or_death, i, true);
+    EXPECT_THROW((void)q.get(), inorder::WorkerCrashed) << "task " << i;
+  }
+  for (int i = 0; i < good; ++i) q.put(large_result_or_death, i, false);
+  for (int i = 0; i < good; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->bytes.size(), std::size_t{256} << 10);
+    ASSERT_EQ(r->bytes.back(), static_cast<char>('a' + i % 26)) << "result " << i;
+    EXPECT_FALSE(r->die);
+  }
+  EXPECT_GE(q.stats().restarts, static_cast<std::uint64_t>(kDeaths));
+}
+
 TEST_F(ParallelQueueTest, ResultAboveSpillLimitFailsOnlyItsOwnSlot) {
   inorder::ParallelQueue<std::string> q({.workers = 1, .max_spill_bytes = 1u << 20});
   q.put([](std::size_t n) { return std::string(n, 'x'); }, std::size_t{10});

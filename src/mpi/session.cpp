@@ -50,6 +50,8 @@ constexpr std::size_t kLocalCapacity = 2048;
 constexpr auto kFlushAfter = std::chrono::microseconds(500);
 /// A results message carries at most this many results (more go in the next).
 constexpr std::size_t kMaxResultsPerMessage = 4096;
+/// A serving rank sends a heartbeat before copying a result this large.
+constexpr std::size_t kLargeResult = std::size_t{4} << 20;
 /// Exit status of a job rank 0 ends on purpose (MPI_Abort).
 constexpr int kAbortStatus = 75;
 
@@ -283,7 +285,15 @@ void SessionImpl::idle_tick() {
 
 int SessionImpl::serve() {
   if (rank == 0) throw std::logic_error("inorder::mpi: serve() is for ranks other than 0");
+  // batch_ is the next results message: BatchInfo (filled in when it is
+  // sent), then each result's header and bytes.
+  const auto start_batch = [this] { batch_.assign(sizeof(BatchInfo), std::byte{0}); };
+  start_batch();
   const Runner::Sink collect = [this](const ResultHeader& h, const std::byte* data) {
+    // Copying a large result takes a while (seconds for 100 MiB under the
+    // sanitizers), and rank 0 hears nothing more until the message is in:
+    // say "still here" first.
+    if (h.len >= kLargeResult) transport_->send(0, kTagHeartbeat, {});
     append(batch_, &h, sizeof h);
     append(batch_, data, h.len);
   };
@@ -313,7 +323,8 @@ int SessionImpl::serve() {
     // When idle with tasks running, wait on the local engine (it wakes at once
     // on a result); otherwise sleep by the backoff.
     Deadline wait = kNoWait;
-    if (!did && batch_.empty()) {
+    const bool batch_empty = batch_.size() == sizeof(BatchInfo);
+    if (!did && batch_empty) {
       const auto pause = backoff.next();
       if (pause.count() != 0) {
         if (runner.outstanding() > 0)
@@ -322,14 +333,12 @@ int SessionImpl::serve() {
           std::this_thread::sleep_for(pause);
       }
     }
-    if (runner.harvest(collect, kMaxResultsPerMessage, wait) > 0 || !batch_.empty()) {
+    if (runner.harvest(collect, kMaxResultsPerMessage, wait) > 0 ||
+        batch_.size() != sizeof(BatchInfo)) {
       const BatchInfo info = runner.take_busy();
-      std::vector<std::byte> msg;
-      msg.reserve(sizeof info + batch_.size());
-      append(msg, &info, sizeof info);
-      append(msg, batch_.data(), batch_.size());
-      transport_->send(0, kTagResults, std::move(msg));
-      batch_.clear();
+      std::memcpy(batch_.data(), &info, sizeof info);
+      transport_->send(0, kTagResults, std::move(batch_));
+      start_batch();
       did = true;
     }
     idle_tick();

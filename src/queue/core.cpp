@@ -22,10 +22,16 @@
 namespace inorder::detail {
 namespace {
 
-/// Spilled payloads at least this large have their pages returned to the
-/// system when their slot is freed; smaller ones stay mapped for reuse, so the
-/// memory a queue keeps is bounded by capacity x this threshold x 2.
+/// Payloads in a slot's own spill area (tasks, and results when no result
+/// area was free) at least this large have their pages returned to the system
+/// when their slot is freed; smaller ones stay mapped for reuse, so the memory
+/// those areas keep is bounded by capacity x this threshold x 2.
 constexpr std::size_t kReleaseThreshold = std::size_t{256} << 10;
+/// Result areas keep their pages (warm: no page fault, no zeroing on the next
+/// use) while all of them together hold at most this much; an area freed
+/// past it is returned to the system. Areas are reused last-freed first, so a
+/// steady stream of large results cycles through as few areas as are in use.
+constexpr std::size_t kWarmResultBytes = std::size_t{64} << 20;
 /// Upper bound of the spill reservation (address space, not memory).
 constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 
@@ -98,9 +104,10 @@ Validated validate(const Options& o) {
   if (o.max_spill_bytes < v.inline_bytes)
     throw std::invalid_argument("inorder: Options::max_spill_bytes must be >= inline_bytes");
   v.spill_bytes = round_up(o.max_spill_bytes, page_size());
-  if (v.spill_bytes > kMaxSpillReservation / v.capacity)
+  if (v.spill_bytes > kMaxSpillReservation / (2 * v.capacity))
     throw std::invalid_argument(
-        "inorder: Options::max_spill_bytes x capacity exceeds the 64 TiB address-space budget");
+        "inorder: Options::max_spill_bytes x capacity x 2 exceeds the 64 TiB address-space "
+        "budget");
   if (o.task_timeout.count() < 0)
     throw std::invalid_argument("inorder: Options::task_timeout must not be negative");
   if (o.restart_window.count() <= 0)
@@ -190,6 +197,26 @@ struct Core::Impl {
     return true;
   }
 
+  /// Returns result area i, whose last result was `len` bytes, to the free
+  /// list. Its pages stay mapped (warm) unless the warm areas together pass
+  /// kWarmResultBytes; then this one is returned to the system first.
+  void free_area(std::uint32_t i, std::size_t len) noexcept {
+    std::size_t& warm = area_warm[i];
+    const std::size_t used = round_up(len, page_size());
+    if (used > warm) {
+      warm_total.fetch_add(used - warm, std::memory_order_relaxed);
+      warm = used;
+    }
+    if (warm_total.load(std::memory_order_relaxed) > kWarmResultBytes) {
+      // MADV_REMOVE frees shared anonymous memory; MADV_DONTNEED would only
+      // unmap it from this process.
+      madvise(r.area(i), warm, MADV_REMOVE);
+      warm_total.fetch_sub(warm, std::memory_order_relaxed);
+      warm = 0;
+    }
+    r.push_area(i);
+  }
+
   /// If sequence `s` waits in the pending stage, committed, and its slot is
   /// free: moves it in. Wakes producers held back by max_pending.
   void try_move(std::uint32_t s) noexcept {
@@ -238,6 +265,7 @@ struct Core::Impl {
       h.task_spilled = 0;
       h.result_len = bytes;
       h.result_spilled = spilled;
+      h.result_area = 0;
       h.result_error = 0;
       h.result_pid = 0;
       h.state.store(make_state(seq, kDone), std::memory_order_release);  // pairs with begin_get
@@ -247,6 +275,12 @@ struct Core::Impl {
   }
   void* main_map = nullptr;
   std::size_t main_bytes = 0;
+  /// Bytes (whole pages) each result area keeps mapped, and their sum
+  /// (kWarmResultBytes). Written by the getter that frees the area: an area
+  /// has one owner at a time (the free list's release and acquire order the
+  /// owners), and warm_total is shared by concurrent getters.
+  std::vector<std::size_t> area_warm;
+  std::atomic<std::size_t> warm_total{0};
   void* spill_map = nullptr;
   std::size_t spill_total = 0;
 
@@ -360,15 +394,17 @@ void Core::Impl::map_region(const Validated& v) {
   const std::size_t records_off = round_up(sizeof(Control), kCacheLine);
   const std::size_t slots_off =
       round_up(records_off + v.workers * sizeof(WorkerRecord), page_size());
-  m.main_bytes = round_up(slots_off + v.capacity * stride, page_size());
+  const std::size_t links_off = slots_off + v.capacity * stride;
+  m.main_bytes = round_up(links_off + v.capacity * sizeof(std::atomic<std::uint32_t>), page_size());
   m.main_map =
       mmap(nullptr, m.main_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m.main_map == MAP_FAILED) {
     m.main_map = nullptr;
     throw_errno("inorder: mmap of the shared ring");
   }
-  // The spill reservation is address space only: MAP_NORESERVE, touched on demand.
-  m.spill_total = v.capacity * v.spill_bytes;
+  // The spill reservation is address space only: MAP_NORESERVE, touched on
+  // demand. The slots' own areas, then the result areas (shared.hpp).
+  m.spill_total = 2 * v.capacity * v.spill_bytes;
   m.spill_map = mmap(nullptr, m.spill_total, PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m.spill_map == MAP_FAILED) {
@@ -385,6 +421,7 @@ void Core::Impl::map_region(const Validated& v) {
   m.r.records = reinterpret_cast<WorkerRecord*>(base + records_off);
   for (unsigned i = 0; i < v.workers; ++i) new (&m.r.records[i]) WorkerRecord();
   m.r.slots = base + slots_off;
+  m.r.area_next = reinterpret_cast<std::atomic<std::uint32_t>*>(base + links_off);
   m.r.spill = static_cast<std::byte*>(m.spill_map);
 }
 
@@ -410,6 +447,12 @@ void Core::Impl::init_control(const Validated& v) {
     auto* h = new (&m.r.slot(seq)) SlotHeader();
     h->state.store(make_state(seq, kFree), std::memory_order_relaxed);
   }
+  // Every result area free, area 0 on top: below area k lies area k + 1.
+  for (std::size_t k = 0; k < v.capacity; ++k)
+    new (&m.r.area_next[k])
+        std::atomic<std::uint32_t>(k + 1 < v.capacity ? static_cast<std::uint32_t>(k + 2) : 0U);
+  c.free_areas.store(1, std::memory_order_relaxed);
+  m.area_warm.assign(v.capacity, 0);
 
   c.retries = v.retries;
   c.retry_exceptions = opts.retry_exceptions ? 1 : 0;
@@ -606,7 +649,9 @@ void fill_view(const Region& r, SlotHeader& h, std::uint32_t n, ResultView& out)
   out.is_error = h.result_error != 0;
   out.len = h.result_len;
   out.pid = h.result_pid;
-  if (h.result_spilled) {
+  if (h.result_area != 0) {
+    out.data = r.area(h.result_area - 1);
+  } else if (h.result_spilled) {
     const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
     out.data = r.spill_area(n) + off;
   } else {
@@ -723,10 +768,11 @@ void Core::end_get(const ResultView& view) noexcept {
   // anonymous memory; MADV_DONTNEED would only unmap it from this process).
   std::size_t touched = 0;
   if (h.task_spilled) touched = h.task_len;
-  if (h.result_spilled)
+  if (h.result_spilled && h.result_area == 0)
     touched = (h.task_spilled ? spill_result_offset(h.task_len) : 0) + h.result_len;
   if (touched >= kReleaseThreshold)
     madvise(r.spill_area(view.seq), round_up(touched, page_size()), MADV_REMOVE);
+  if (h.result_area != 0) impl_->free_area(h.result_area - 1, h.result_len);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
   advance_emit(r);                           // a no-op unless results were taken out of order

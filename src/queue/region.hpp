@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -19,6 +20,10 @@ struct Region {
   WorkerRecord* records = nullptr;
   std::byte* slots = nullptr;
   std::byte* spill = nullptr;
+  /// Links of the result-area free list: area_next[i] is index + 1 of the
+  /// area below area i on the stack (0: none). Written by a pusher before
+  /// its release CAS, read by a popper after its acquire load.
+  std::atomic<std::uint32_t>* area_next = nullptr;
 
   [[nodiscard]] SlotHeader& slot(std::uint32_t seq) const noexcept {
     return *reinterpret_cast<SlotHeader*>(slots + (seq & ctl->mask) * ctl->slot_stride);
@@ -31,6 +36,39 @@ struct Region {
   }
   [[nodiscard]] std::byte* spill_area(std::uint32_t seq) const noexcept {
     return spill + (seq & ctl->mask) * ctl->spill_bytes;
+  }
+  /// Result area i (0 <= i < capacity), after the slots' own spill areas.
+  [[nodiscard]] std::byte* area(std::uint32_t i) const noexcept {
+    return spill + (std::size_t{ctl->capacity} + i) * ctl->spill_bytes;
+  }
+
+  /// Takes the result area freed last (its pages are the likeliest to be
+  /// mapped and cached), or kNoArea if none is free. A process that dies
+  /// between its pop and publishing the result loses that area for the
+  /// queue's lifetime; the slot's own spill area is the fallback.
+  [[nodiscard]] std::uint32_t pop_area() const noexcept {
+    std::uint64_t head = ctl->free_areas.load(std::memory_order_acquire);  // pairs with push_area
+    for (;;) {
+      const auto top = static_cast<std::uint32_t>(head);
+      if (top == 0) return kNoArea;
+      const std::uint32_t below = area_next[top - 1].load(std::memory_order_relaxed);
+      const std::uint64_t next = (((head >> 32) + 1) << 32) | below;
+      if (ctl->free_areas.compare_exchange_weak(head, next, std::memory_order_acquire,
+                                                std::memory_order_acquire))
+        return top - 1;
+    }
+  }
+
+  /// Returns result area i to the free list; the caller is done with its bytes.
+  void push_area(std::uint32_t i) const noexcept {
+    std::uint64_t head = ctl->free_areas.load(std::memory_order_relaxed);
+    for (;;) {
+      area_next[i].store(static_cast<std::uint32_t>(head), std::memory_order_relaxed);
+      const std::uint64_t next = (((head >> 32) + 1) << 32) | (i + 1);
+      if (ctl->free_areas.compare_exchange_weak(head, next, std::memory_order_release,
+                                                std::memory_order_relaxed))
+        return;
+    }
   }
 };
 

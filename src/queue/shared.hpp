@@ -3,8 +3,14 @@
 // One anonymous MAP_SHARED mapping, created before the workers are forked and
 // inherited by them (no name in /dev/shm, nothing another user can open):
 //
-//   [ Control | WorkerRecord x workers | Slot x capacity ]   (one mapping)
-//   [ spill area: max_spill_bytes x capacity, MAP_NORESERVE ] (a second one)
+//   [ Control | WorkerRecord x workers | Slot x capacity | area links x capacity ]
+//   [ spill areas: max_spill_bytes x capacity x 2, MAP_NORESERVE ] (a second mapping)
+//
+// The first `capacity` spill areas belong to the slots (area s & mask): a
+// task's bytes that do not fit inline, and a result when no result area is
+// free. The other `capacity` are result areas, handed out from a free list
+// (Control::free_areas) so that large results reuse warm pages: see
+// Region::pop_area.
 //
 // A slot carries one sequence number through its whole life; the state word
 // names the sequence and the phase, so a stale reader can never mistake one lap
@@ -115,6 +121,14 @@ struct Control {
   /// max_worker_rss, ever (relaxed, for stats). Not restarts: they held no task.
   std::atomic<std::uint64_t> recycled{0};
 
+  /// Free list of result areas, a stack shared by every process of the
+  /// queue: [63..32] a tag bumped by every change (so a pop that read an old
+  /// top cannot succeed after the top was popped and pushed again), [31..0]
+  /// index + 1 of the top area, 0 when empty. Workers pop (acquire: the
+  /// getter's reads of the area's previous result happen before the worker
+  /// writes), getters push in end_get (release); links in Region::area_next.
+  alignas(kCacheLine) std::atomic<std::uint64_t> free_areas{0};
+
   /// Workers sleep here for a kReady slot at `dispatch`. Producers notify.
   EventCount task_ec;
   /// Getters sleep here for kDone at `emit`. Workers and value producers notify.
@@ -197,6 +211,9 @@ struct alignas(kCacheLine) SlotHeader {
   std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
   std::uint16_t attempts = 0;       ///< failed attempts so far (producer resets, supervisor counts)
   std::uint32_t timeout_ms = 0;  ///< producer: this task's own timeout (0: Options::task_timeout)
+  /// Worker: index + 1 of the result area holding the result; 0 when the
+  /// result is inline or in the slot's own spill area (result_spilled).
+  std::uint32_t result_area = 0;
 };
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -209,6 +226,9 @@ static_assert(alignof(Control) >= kCacheLine && alignof(WorkerRecord) >= kCacheL
               "each shared structure starts on its own cache line");
 static_assert(std::is_standard_layout_v<Control> && std::is_standard_layout_v<SlotHeader>,
               "shared structures are plain layouts placed in raw shared memory");
+
+/// No result area (Region::pop_area found the free list empty).
+inline constexpr std::uint32_t kNoArea = 0xFFFFFFFFu;
 
 /// Offset of the result area inside a slot's spill area: results start on the
 /// page after the task's bytes, so a retried task still finds its arguments.

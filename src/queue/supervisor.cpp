@@ -210,6 +210,7 @@ class Supervisor {
       write_error(sink, type, msg);
       h.result_len = sink.reserved;
       h.result_spilled = 0;
+      h.result_area = 0;
       h.result_error = 1;
       h.result_pid = pid;
       h.state.store(make_state(s, kDone), std::memory_order_release);  // pairs with begin_get

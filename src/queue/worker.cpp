@@ -219,6 +219,8 @@ class Worker {
     const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
     sink.spill_area = r_.spill_area(d) + off;
     sink.spill_bytes = off < c_.spill_bytes ? c_.spill_bytes - off : 0;
+    sink.region = &r_;
+    sink.area_bytes = c_.spill_bytes;
     const std::byte* task = h.task_spilled ? r_.spill_area(d) : r_.task_area(h);
 
     bool error = true;
@@ -234,13 +236,17 @@ class Worker {
                         " bytes; this slot's spill area holds " + std::to_string(e.limit) +
                         " (raise Options::max_spill_bytes)");
       } catch (const std::exception& e) {
-        if (retry(d, h)) return;
+        if (retry(d, h, sink)) return;
         write_error(sink, demangle(typeid(e)), e.what());
       } catch (...) {
-        if (retry(d, h)) return;
+        if (retry(d, h, sink)) return;
         write_error(sink, current_exception_type_name(), "");
       }
     }
+    // A result area taken for a result that then went elsewhere (an error
+    // record written after a failed encode) goes back to the free list.
+    if (sink.area != kNoArea && !sink.in_area) r_.push_area(sink.area);
+    h.result_area = sink.in_area ? sink.area + 1 : 0;
     h.result_len = sink.reserved;
     h.result_spilled = sink.spilled;
     h.result_error = error;
@@ -252,8 +258,9 @@ class Worker {
 
   /// With Options::retry_exceptions, a task that threw and has retries left goes
   /// back to kReady and the dispatch hint is lowered so a worker finds it.
-  bool retry(std::uint32_t d, SlotHeader& h) {
+  bool retry(std::uint32_t d, SlotHeader& h, const ResultSink& sink) {
     if (!c_.retry_exceptions || h.attempts >= c_.retries) return false;
+    if (sink.area != kNoArea) r_.push_area(sink.area);
     h.attempts = static_cast<std::uint16_t>(h.attempts + 1);
     h.state.store(make_state(d, kReady), std::memory_order_release);
     std::uint32_t cur = c_.dispatch.load(std::memory_order_relaxed);
@@ -283,10 +290,23 @@ class Worker {
 }  // namespace
 
 std::byte* ResultSink::reserve(std::size_t n) {
+  static_assert(decltype(ResultSink::area){0xFFFFFFFF} == kNoArea,
+                "ResultSink's 'no area' is the region's kNoArea");
+  in_area = false;
   if (n <= inline_bytes) {
     reserved = n;
     spilled = false;
     return inline_area;
+  }
+  if (region != nullptr && n <= area_bytes) {
+    const Region& r = *static_cast<const Region*>(region);
+    if (area == kNoArea) area = r.pop_area();
+    if (area != kNoArea) {
+      reserved = n;
+      spilled = true;
+      in_area = true;
+      return r.area(area);
+    }
   }
   if (n <= spill_bytes) {
     reserved = n;

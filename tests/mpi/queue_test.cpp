@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "../test_util.hpp"
 #include "inorder/mpi.hpp"
 
 namespace {
@@ -314,8 +315,16 @@ int main(int argc, char** argv) {
   bool root_tasks = true;
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--no-root-tasks") == 0) root_tasks = false;
-  inorder::mpi::Session session(
-      argc, argv, {.workers_per_rank = 2, .retries = 1, .root_runs_tasks = root_tasks});
+  // The 100 MiB cases copy their payloads several times per rank; under the
+  // sanitizers on a busy machine that can outlast the default 5 s heartbeat
+  // bound, so it scales like every other time bound of the suite.
+  const auto heartbeat =
+      std::chrono::milliseconds(static_cast<long>(5000 * inorder_test::time_scale()));
+  inorder::mpi::Session session(argc, argv,
+                                {.workers_per_rank = 2,
+                                 .retries = 1,
+                                 .heartbeat_timeout = heartbeat,
+                                 .root_runs_tasks = root_tasks});
   if (!session.is_root()) return session.serve();
   std::printf("ranks: %d\n", session.size());
   g_session = &session;

@@ -22,8 +22,9 @@ namespace inorder::detail {
 class ResultSink {
  public:
   /// Returns a destination for exactly `n` bytes of encoded result: the slot's
-  /// inline result area or its spill area. Throws detail::ResultTooLarge when
-  /// `n` does not fit; the worker turns that into an error in the task's slot.
+  /// inline result area, else a result area taken from the queue's free list,
+  /// else the slot's own spill area. Throws detail::ResultTooLarge when `n`
+  /// does not fit; the worker turns that into an error in the task's slot.
   std::byte* reserve(std::size_t n);
 
   // Set by the worker loop; read by reserve().
@@ -31,8 +32,16 @@ class ResultSink {
   std::size_t inline_bytes = 0;
   std::byte* spill_area = nullptr;
   std::size_t spill_bytes = 0;
-  std::size_t reserved = 0;  ///< bytes the last reserve() handed out
-  bool spilled = false;      ///< whether they are in the spill area
+  /// The queue's shared region (a type of the compiled library); null: no
+  /// result areas, only the inline and spill areas above.
+  const void* region = nullptr;
+  std::size_t area_bytes = 0;  ///< size of a result area
+
+  // Written by reserve(); read by the worker loop afterwards.
+  std::size_t reserved = 0;         ///< bytes the last reserve() handed out
+  bool spilled = false;             ///< whether they are outside the inline area
+  bool in_area = false;             ///< whether they are in result area `area`
+  std::uint32_t area = 0xFFFFFFFF;  ///< result area taken (kept across calls); all ones: none
 };
 
 /// Thrown by ResultSink::reserve; caught by the worker loop.
