@@ -480,9 +480,34 @@ void report_ratios(const Args& a, const std::vector<Row>& rows, Metrics& m) {
   const Row* id = best_row(rows, Workload::kTiny, System::kInorderDefault);
   if (const Row* tb = best_row(rows, Workload::kTiny, System::kTbb); id && tb) {
     const double r = id->rate() / tb->rate();
-    std::fprintf(out, "  tiny: inorder-default best / tbb best  = %.3f  (inorder-default %s)\n", r,
-                 human_rate(id->rate()).c_str());
+    std::fprintf(out,
+                 "  tiny: inorder-default best / tbb best  = %.3f  (inorder-default %s; "
+                 "target >= 1.5)\n",
+                 r, human_rate(id->rate()).c_str());
     m.add("tiny_inorder_default_best_over_tbb_best", r);
+    m.add("tiny_default_over_tbb", r);
+  }
+  // Large results with the defaults: bytes per second at 1 MiB against 64 KiB
+  // (the spill path should run at memory speed at both), and against the
+  // hand-written pipe pool at each size.
+  const Row* k64 = best_row(rows, Workload::k64KiB, System::kInorderDefault);
+  const Row* mib = best_row(rows, Workload::k1MiB, System::kInorderDefault);
+  if (k64 && mib) {
+    const double r = mib->rate() * 16.0 / k64->rate();
+    std::fprintf(out,
+                 "  1MiB: inorder-default bytes/s / 64KiB bytes/s = %.3f  (%s of 1 MiB, %s of "
+                 "64 KiB; target >= 0.7)\n",
+                 r, human_rate(mib->rate()).c_str(), human_rate(k64->rate()).c_str());
+    m.add("mib_over_64kib_per_byte", r);
+  }
+  for (const Workload w : {Workload::k64KiB, Workload::k1MiB}) {
+    const Row* d = best_row(rows, w, System::kInorderDefault);
+    const Row* f = best_row(rows, w, System::kForkpipe);
+    if (!d || !f) continue;
+    const double r = d->rate() / f->rate();
+    std::fprintf(out, "  %s: inorder-default best / forkpipe best = %.3f  (target > 1)\n",
+                 info(w).name, r);
+    m.add(std::string(info(w).name) + "_inorder_default_over_forkpipe", r);
   }
   if (const Row* py = best_row(rows, Workload::kTiny, System::kPyImap1); it && py) {
     const double r = it->rate() / py->rate();

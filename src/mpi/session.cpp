@@ -145,6 +145,8 @@ class SessionImpl {
   [[nodiscard]] bool starving() const;
   void wait_round(Backoff& backoff, bool did, Deadline deadline);
   bool dispatch(bool urgent);
+  /// Sets `unsent` and `next_unsent` from the entries themselves.
+  void recount_unsent();
   [[nodiscard]] std::size_t chunk_of(const RankState& r) const;
   [[nodiscard]] std::size_t credit_of(const RankState& r) const;
   void on_result(int from, const ResultHeader& h, const std::byte* data);
@@ -210,7 +212,9 @@ SessionImpl::SessionImpl(int& argc, char**& argv, const SessionOptions& o)
   gethostname(name, sizeof name - 1);
   host = name;
   start_up();
-  transport_ = new Transport();
+  // A message that has started to arrive completes in far less than a
+  // heartbeat period unless its sender is gone.
+  transport_ = new Transport(2 * opts.heartbeat_timeout);
   attending_since_ = last_progress_ = Clock::now();
   for (auto& r : ranks_) r.last_heard = attending_since_;
 }
@@ -500,16 +504,28 @@ bool SessionImpl::dispatch(bool urgent) {
       e.rank = best;
       ++taken;
       if (best == 0) {
+        // The task's bytes leave the entry first: a task that fails at once
+        // is answered inside submit(), and its error record goes in e.bytes.
+        const std::vector<std::byte> task = std::move(e.bytes);
+        e.bytes = {};
         TaskHeader h;
-        std::memcpy(&h, e.bytes.data(), sizeof h);
-        ++st.outstanding;  // before submit: a task that fails at once is answered inside it
-        runner.submit(h, e.bytes.data() + sizeof h, local_sink);
+        std::memcpy(&h, task.data(), sizeof h);
+        ++st.outstanding;  // before submit, for the same reason
+        runner.submit(h, task.data() + sizeof h, local_sink);
       } else {
         if (msg.empty()) msg.reserve(n * e.bytes.size());
         append(msg, e.bytes.data(), e.bytes.size());
         ++st.outstanding;
+        std::vector<std::byte>().swap(e.bytes);
       }
-      std::vector<std::byte>().swap(e.bytes);
+    }
+    if (taken == 0) {
+      // The count said a task was unsent and none was found from the cursor
+      // on. That must not happen; if it does, trust the entries (so this loop
+      // cannot spin forever) and say so once.
+      recount_unsent();
+      if (unsent == 0) break;
+      continue;
     }
     next_unsent = s;
     unsent -= taken;
@@ -520,6 +536,26 @@ bool SessionImpl::dispatch(bool urgent) {
     did = true;
   }
   return did;
+}
+
+void SessionImpl::recount_unsent() {
+  std::size_t count = 0;
+  std::uint64_t first = put_seq;
+  for (std::uint64_t s = base; s < put_seq; ++s) {
+    if (entries[static_cast<std::size_t>(s - base)].st != St::kUnsent) continue;
+    if (count++ == 0) first = s;
+  }
+  static bool said = false;
+  if (!said) {
+    said = true;
+    std::fprintf(stderr,
+                 "inorder::mpi: internal: %zu tasks counted as unsent from position %llu, %zu "
+                 "found from position %llu; recounted\n",
+                 unsent, static_cast<unsigned long long>(next_unsent), count,
+                 static_cast<unsigned long long>(first));
+  }
+  unsent = count;
+  next_unsent = first;
 }
 
 bool SessionImpl::starving() const {

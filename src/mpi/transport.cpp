@@ -2,6 +2,7 @@
 #include "transport.hpp"
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +13,9 @@
 
 namespace inorder::mpi::detail {
 namespace {
+
+/// Exit status of a job ended because a message stalled (as kAbortStatus).
+constexpr int kStallStatus = 75;
 
 void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw std::runtime_error(std::string("inorder::mpi: ") + what + " failed");
@@ -34,7 +38,8 @@ void Backoff::pause() {
   std::this_thread::sleep_for(d);
 }
 
-Transport::Transport() : part_limit_(INT_MAX) {
+Transport::Transport(std::chrono::milliseconds stall_limit)
+    : part_limit_(INT_MAX), stall_limit_(stall_limit) {
   if (const char* s = std::getenv("INORDER_MPI_MAX_MESSAGE")) {
     const unsigned long long v = std::strtoull(s, nullptr, 10);
     if (v >= 4096 && v < INT_MAX) part_limit_ = static_cast<std::size_t>(v);
@@ -93,12 +98,23 @@ bool Transport::poll_sends() {
   return any;
 }
 
-void Transport::wait(MPI_Request* reqs, int n, const std::function<void()>& idle) {
+void Transport::wait(MPI_Request* reqs, int n, int source, const std::function<void()>& idle) {
   Backoff backoff;
+  const auto since = std::chrono::steady_clock::now();
   for (;;) {
     int done = 0;
     check(MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE), "MPI_Testall");
     if (done) return;
+    if (std::chrono::steady_clock::now() - since > stall_limit_) {
+      int self = 0;
+      MPI_Comm_rank(MPI_COMM_WORLD, &self);
+      std::fprintf(stderr,
+                   "inorder::mpi: rank %d: a message from rank %d started arriving %lld ms ago "
+                   "and has not completed (sender stopped or unreachable); ending the job\n",
+                   self, source, static_cast<long long>(stall_limit_.count()));
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, kStallStatus);
+    }
     poll_sends();  // our own outgoing parts may be what the peer waits for
     if (idle) idle();
     backoff.pause();
@@ -107,9 +123,8 @@ void Transport::wait(MPI_Request* reqs, int n, const std::function<void()>& idle
 
 bool Transport::try_recv(Message& out, const std::function<void()>& idle) {
   int flag = 0;
-  MPI_Message msg = MPI_MESSAGE_NULL;
   MPI_Status st;
-  check(MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &msg, &st), "MPI_Improbe");
+  check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st), "MPI_Iprobe");
   if (!flag) return false;
   int count = 0;
   MPI_Get_count(&st, MPI_BYTE, &count);
@@ -117,8 +132,9 @@ bool Transport::try_recv(Message& out, const std::function<void()>& idle) {
   out.tag = st.MPI_TAG;
   out.bytes.resize(static_cast<std::size_t>(count));
   MPI_Request req = MPI_REQUEST_NULL;
-  check(MPI_Imrecv(out.bytes.data(), count, MPI_BYTE, &msg, &req), "MPI_Imrecv");
-  wait(&req, 1, idle);
+  check(MPI_Irecv(out.bytes.data(), count, MPI_BYTE, out.source, out.tag, MPI_COMM_WORLD, &req),
+        "MPI_Irecv");
+  wait(&req, 1, out.source, idle);
   if (out.tag != kTagBig) return true;
 
   BigHeader h{};
@@ -134,7 +150,7 @@ bool Transport::try_recv(Message& out, const std::function<void()>& idle) {
                     MPI_COMM_WORLD, &reqs.back()),
           "MPI_Irecv");
   }
-  wait(reqs.data(), static_cast<int>(reqs.size()), idle);
+  wait(reqs.data(), static_cast<int>(reqs.size()), out.source, idle);
   return true;
 }
 

@@ -7,7 +7,12 @@
 // tag in order, and one thread sends all parts of a message before the next,
 // so the receiver reads the parts in order from the announcing sender.
 // try_recv() never waits for a message that has not arrived; once one has, it
-// waits for its bytes with the Backoff below (not MPI's spinning waits).
+// waits for its bytes with the Backoff below (not MPI's spinning waits). A
+// message is found with MPI_Iprobe and received with MPI_Irecv from its
+// source and tag (one thread makes every MPI call, so nothing can take it in
+// between, and MPI keeps one sender's messages of one tag in order). A
+// message whose bytes stop coming for `stall_limit` ends the job with a
+// message naming the sender, instead of hanging.
 #pragma once
 
 #include <mpi.h>
@@ -45,7 +50,7 @@ struct Message {
 
 class Transport {
  public:
-  Transport();
+  explicit Transport(std::chrono::milliseconds stall_limit);
   /// Starts sending `bytes` to `dest` with `tag`; the buffer is kept until sent.
   void send(int dest, int tag, std::vector<std::byte> bytes);
   /// Completes finished sends. True if any completed.
@@ -61,7 +66,7 @@ class Transport {
   }
 
  private:
-  void wait(MPI_Request* reqs, int n, const std::function<void()>& idle);
+  void wait(MPI_Request* reqs, int n, int source, const std::function<void()>& idle);
 
   struct Outgoing {
     MPI_Request req;
@@ -70,6 +75,7 @@ class Transport {
   std::vector<Outgoing> sends_;
   std::size_t part_limit_;  ///< largest single MPI message, <= INT_MAX
   std::vector<std::chrono::steady_clock::time_point> last_send_;
+  std::chrono::milliseconds stall_limit_;
 };
 
 }  // namespace inorder::mpi::detail
