@@ -116,15 +116,15 @@ std::string flatten(const std::string& text) {
 
 // The rules the docs state for the defaults that depend on other fields, and
 // the same rules computed here, checked below against stats().
-constexpr const char* kQueueWindowRule = "max(256, 10 x `workers`), at most `capacity` if set";
+constexpr const char* kQueueWindowRule = "1024, at most `capacity` if set";
 constexpr const char* kQueueCapacityRule = "max(64, 2 x `window`), rounded up to a power of two";
 constexpr const char* kPoolRule =
     "unless `window` is set, `window` and `capacity` are both max(64, 20 x `workers`) (or "
     "`capacity` if set), rounded up to a power of two";
-constexpr const char* kReadmeWindowRule = "`window` (256, or 10 x workers if larger)";
+constexpr const char* kReadmeWindowRule = "`window` (1024)";
 
-std::size_t queue_window(unsigned workers, std::optional<std::size_t> capacity) {
-  const std::size_t w = std::max<std::size_t>(256, std::size_t{10} * workers);
+std::size_t queue_window(std::optional<std::size_t> capacity) {
+  const std::size_t w = 1024;
   return capacity ? std::min(w, *capacity) : w;
 }
 
@@ -183,11 +183,11 @@ TEST_F(OptionsTest, QueueWindowAndCapacityFollowTheDocumentedRules) {
     unsigned workers;
     std::optional<std::size_t> capacity;
   };
-  // 30 workers take the window past 256; a capacity set below 256 caps it.
+  // The window does not grow with the workers; a capacity set below 1024 caps it.
   for (const Case c : {Case{1, {}}, Case{2, {}}, Case{30, {}}, Case{2, 100}}) {
     inorder::ParallelQueue<int> queue({.workers = c.workers, .capacity = c.capacity});
     const inorder::Stats s = queue.stats();
-    const std::size_t window = queue_window(c.workers, c.capacity);
+    const std::size_t window = queue_window(c.capacity);
     EXPECT_EQ(s.window, window) << c.workers << " workers";
     EXPECT_EQ(s.capacity, c.capacity ? std::bit_ceil(*c.capacity) : queue_capacity(window))
         << c.workers << " workers";
@@ -218,10 +218,10 @@ TEST_F(OptionsTest, ReadmeStatesTheQueuesDefaultWindow) {
   const std::string flat = flatten(read_page("README.md"));
   EXPECT_NE(flat.find(kReadmeWindowRule), std::string::npos)
       << "README.md no longer says: " << kReadmeWindowRule;
-  // "256, or 10 x workers if larger" is queue_window() without a capacity.
+  // "1024" is queue_window() without a capacity, whatever the workers.
   for (const unsigned workers : {1U, 30U}) {
     inorder::ParallelQueue<int> queue({.workers = workers});
-    EXPECT_EQ(queue.stats().window, std::max<std::size_t>(256, std::size_t{10} * workers));
+    EXPECT_EQ(queue.stats().window, std::size_t{1024});
   }
 }
 

@@ -725,6 +725,33 @@ long rss_kib() {
 // everything. With the default (unbounded) pending stage put() never waits,
 // the tasks beyond the ring wait encoded in this process, and memory is
 // proportional to what is pending (checked per task), then given back.
+TEST_F(ParallelQueueTest, AProducerThreadBesideAConsumerWaitsForRoomInsteadOfStaging) {
+  // max_pending unset: a put() that finds the ring full waits for a slot
+  // while results are being taken, and stages only once none has been taken
+  // for a few milliseconds. A producer thread much faster than the workers
+  // therefore keeps about a ring of tasks ahead, not the whole input.
+  const long n = inorder_test::volume(200'000, 20'000);
+  inorder::ParallelQueue<long> q({.workers = 2, .capacity = 64});
+  // One result taken first: the queue has a consumer before the producer starts.
+  q.put([](long x) { return x; }, -1L);
+  ASSERT_EQ(q.get(), -1L);
+  std::thread producer([&] {
+    for (long i = 0; i < n; ++i) q.put([](long x) { return x; }, i);
+    q.stop();
+  });
+  long expect = 0;
+  std::size_t peak = 0;
+  while (auto r = q.get()) {
+    ASSERT_EQ(*r, expect);
+    if (++expect % 256 == 0) peak = std::max(peak, q.stats().pending);
+  }
+  producer.join();
+  std::printf("[ figures  ] %ld tasks from a producer thread: at most %zu pending at once\n", n,
+              peak);
+  EXPECT_EQ(expect, n);
+  EXPECT_LT(peak, static_cast<std::size_t>(n / 4)) << "the producer staged instead of waiting";
+}
+
 TEST_F(ParallelQueueTest, SeedLoopPutsAMillionThenGetsThemInOrderFromOneThread) {
   const long tasks = inorder_test::volume(1'000'000, 50'000);
   inorder::ParallelQueue<long> q({.workers = 2});

@@ -34,17 +34,17 @@ struct Options {
 
   /// Reorder window: no worker starts (and so none publishes) a task more than
   /// `window - 1` positions ahead of the next result to be emitted. Bounds how
-  /// many finished results can wait behind a slow one. Default: the larger of
-  /// 256 and 10 x workers, but at most `capacity` when that is set. A shallow
-  /// window stops the workers every few tasks when tasks are tiny (4x slower
-  /// at 20 than at 256, docs/tuning.md). Must be >= workers and <= capacity.
+  /// many finished results can wait behind a slow one. Default: 1024, but at
+  /// most `capacity` when that is set. A shallow
+  /// window stops the workers every few tasks when tasks are tiny (1.7x slower
+  /// at 256 than at 1024, docs/tuning.md). Must be >= workers and <= capacity.
   std::optional<std::size_t> window{};
 
   /// In-flight capacity: tasks put and not yet taken by get(). put() blocks
   /// (backpressure) when this many are outstanding, so it also bounds the
   /// memory held by results: at most `capacity` results exist at once.
   /// Rounded up to a power of two. Default: the larger of 64 and 2 x window
-  /// (512 with the default window). Must be >= 1 and >= window.
+  /// (2048 with the default window). Must be >= 1 and >= window.
   std::optional<std::size_t> capacity{};
 
   /// Pending stage: tasks put() keeps in this process, encoded, while the ring

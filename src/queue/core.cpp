@@ -35,8 +35,15 @@ constexpr std::size_t kWarmResultBytes = std::size_t{64} << 20;
 /// Upper bound of the spill reservation (address space, not memory).
 constexpr std::size_t kMaxSpillReservation = std::size_t{1} << 46;
 
-/// The smallest default window (see Options::window).
-constexpr std::size_t kDefaultMinWindow = 256;
+/// The default window (see Options::window).
+constexpr std::size_t kDefaultWindow = 1024;
+
+/// With Options::max_pending unset, a put() that finds the ring full waits
+/// for a slot while results are being taken, and stages its task once no
+/// result has been taken for this long: the ring's consumer is then this
+/// thread, or gone. A thread that puts everything before it gets pays this
+/// once, not per put.
+constexpr auto kStageAfterIdle = std::chrono::milliseconds(5);
 
 /// Hard bound of the pending stage: live sequence numbers must stay within
 /// 2^31 of each other (shared.hpp), so claims never run further ahead.
@@ -51,6 +58,7 @@ struct Validated {
   std::size_t inline_bytes;
   std::size_t spill_bytes;
   std::size_t max_pending;
+  bool stage_unbounded;  ///< Options::max_pending left unset (see Core::begin_put)
 };
 
 /// Options::retries, or its deprecated spelling Options::lives.
@@ -71,10 +79,11 @@ Validated validate(const Options& o) {
                                 std::to_string(o.workers));
   v.workers = o.workers;
   // Default: deep enough that tiny tasks stream without the gate stopping
-  // workers every few tasks (docs/tuning.md has the curve), and at least the
-  // reference design's 10 x workers; never above a capacity the user set.
-  v.window =
-      o.window.value_or(std::max<std::size_t>(kDefaultMinWindow, std::size_t{10} * o.workers));
+  // workers every few tasks (docs/tuning.md has the curve; it is also at
+  // least the workers, which are at most 1024); never above a capacity the
+  // user set.
+  static_assert(kDefaultWindow >= 1024, "the default window covers the most workers allowed");
+  v.window = o.window.value_or(kDefaultWindow);
   if (!o.window && o.capacity && *o.capacity >= o.workers)
     v.window = std::min(v.window, *o.capacity);
   if (o.window && *o.window < o.workers)
@@ -117,6 +126,7 @@ Validated validate(const Options& o) {
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   v.max_pending = std::min(o.max_pending.value_or(kMaxPending), kMaxPending);
+  v.stage_unbounded = !o.max_pending.has_value();
   return v;
 }
 
@@ -164,6 +174,14 @@ struct Core::Impl {
   Options opts;
   Region r;
   std::size_t max_pending = 0;  ///< Validated::max_pending
+  /// max_pending unset: a full ring makes put() wait while results are
+  /// being taken, and stage only when none has been taken for
+  /// kStageAfterIdle (see Core::begin_put).
+  bool stage_unbounded = false;
+  /// `emit` when a put last gave up waiting for a taker; while emit stays
+  /// there, puts that find the ring full stage at once. Producers only.
+  std::atomic<std::uint32_t> gave_up_at{0};
+  std::atomic<bool> gave_up{false};
 
   /// The pending stage (Options::max_pending). An entry exists for sequence
   /// s from the producer's claim of s until s is moved into its slot; the
@@ -380,6 +398,7 @@ struct Core::Impl {
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
   impl_->max_pending = v.max_pending;
+  impl_->stage_unbounded = v.stage_unbounded;
   impl_->map_region(v);
   impl_->init_control(v);
   impl_->start_supervisor();
@@ -535,7 +554,8 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
     throw PayloadTooLarge("inorder: put(): payload encodes to " + std::to_string(bytes) +
                           " bytes, above Options::max_spill_bytes (" +
                           std::to_string(c.spill_bytes) + ")");
-  PendingMap spare;  // the pending entry, made before a staged claim (see PendingMap)
+  PendingMap spare;           // the pending entry, made before a staged claim (see PendingMap)
+  bool stop_waiting = false;  // stage if the ring is still full (see below)
   for (;;) {
     std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
     if (pw & kClosedBit) {
@@ -556,8 +576,43 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
       }
       continue;
     }
-    // Slot p still holds the result of an earlier lap. Stage the payload in
-    // this process if the pending stage has room (Options::max_pending).
+    // Slot p still holds the result of an earlier lap. With the stage
+    // unbounded by default, wait for the slot while another thread is
+    // taking results (a producer beside a consumer gets backpressure, and
+    // pays nothing for staging); stage when nobody has taken one for
+    // kStageAfterIdle, or never has (this thread puts everything first).
+    if (m.stage_unbounded && deadline != kNoWait && !stop_waiting) {
+      const std::uint32_t e0 = c.emit.load(std::memory_order_acquire);
+      const bool never_taken = e0 == m.opts.first_sequence;
+      const bool idle_since_giving_up = m.gave_up.load(std::memory_order_relaxed) &&
+                                        m.gave_up_at.load(std::memory_order_relaxed) == e0;
+      if (!never_taken && !idle_since_giving_up) {
+        std::uint32_t seen = e0;
+        for (;;) {
+          const Deadline slice = std::min(deadline, Clock::now() + kStageAfterIdle);
+          if (m.await_live(c.progress_ec, slice, [&] {
+                return c.put_word.load(std::memory_order_acquire) != pw ||
+                       h.state.load(std::memory_order_acquire) != st;
+              }))
+            break;  // the slot or the claim moved: look again
+          const std::uint32_t e = c.emit.load(std::memory_order_acquire);
+          if (e == seen) {  // nothing taken for a whole slice: stage from now on
+            m.gave_up_at.store(e, std::memory_order_relaxed);
+            m.gave_up.store(true, std::memory_order_relaxed);
+            stop_waiting = true;
+            break;
+          }
+          if (Clock::now() >= deadline) {  // the caller's bound: stage rather than fail
+            stop_waiting = true;
+            break;
+          }
+          seen = e;
+        }
+        continue;
+      }
+    }
+    // Stage the payload in this process if the pending stage has room
+    // (Options::max_pending).
     std::size_t n = m.staged.load(std::memory_order_relaxed);
     while (n < m.max_pending &&
            !m.staged.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
