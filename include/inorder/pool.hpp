@@ -140,6 +140,22 @@ class PoolView {
     return v;
   }
 
+  /// Items per task: each task sent to a worker carries `n` consecutive items
+  /// (Python's `chunksize`). The default, without this modifier, sizes chunks
+  /// automatically from the measured time per item (docs/pool.md, Chunking).
+  /// 1: one task per item. Results, order, progress and ItemError::index()
+  /// stay per item; a failed item fails alone. The lazy forms put at most the
+  /// queue's capacity of items in flight, so a chunk holds at most that many.
+  /// Throws std::invalid_argument for 0.
+  [[nodiscard]] PoolView chunksize(std::size_t n) const {
+    if (n == 0)
+      throw std::invalid_argument(
+          "inorder::Pool: chunksize() must be at least 1 (1 puts one task per item)");
+    PoolView v = *this;
+    v.settings_.chunksize = n;
+    return v;
+  }
+
   /// map() and unordered_map() return a std::future of their vector and run on
   /// a thread of their own.
   [[nodiscard]] PoolView<R, Star, CallMode::kBackground> background() const {
@@ -338,12 +354,14 @@ class Pool {
   /// process and runs its whole lifecycle there (Worker::run_here(): no extra
   /// fork; lives apply to exceptions, Options::task_timeout to each item);
   /// returns the results of on_result() in input order. Items must be
-  /// encodable. Otherwise as map(): a failed item throws ItemError.
+  /// encodable. One task per item (no chunking: each item is a whole
+  /// lifecycle). Otherwise as map(): a failed item throws ItemError.
   template <class Worker, std::ranges::input_range Items>
   requires requires(Worker& w) { w.run_here(); }
   [[nodiscard]] std::vector<R> map(Items&& items) {
     using Item = std::remove_cvref_t<std::ranges::range_reference_t<Items>>;
-    return map(&detail::run_worker_here<Worker, Item, R>, std::forward<Items>(items));
+    return view_().chunksize(1).map(&detail::run_worker_here<Worker, Item, R>,
+                                    std::forward<Items>(items));
   }
 
   /// A lazy range of f(item) in input order. Pulls input only as results are
@@ -371,6 +389,7 @@ class Pool {
     return view_().background();
   }
   [[nodiscard]] PoolView<R, false, CallMode::kAsynced> asynced() const { return view_().asynced(); }
+  [[nodiscard]] PoolView<R> chunksize(std::size_t n) const { return view_().chunksize(n); }
   [[nodiscard]] PoolView<R> progress() const { return view_().progress(); }
   [[nodiscard]] PoolView<R> progress(std::function<void(std::size_t, std::size_t)> cb) const {
     return view_().progress(std::move(cb));
