@@ -42,8 +42,9 @@ struct ItemFailure {
 };
 
 /// What one task of a Pool call returns: a value per item of the task (empty
-/// where the item threw), the items that threw, the worker's pid and the time
-/// the callable took over the whole task (the engine sizes chunks with it).
+/// where the item threw), the items that threw, the worker's pid (set only
+/// when an item threw) and the time the callable took over the whole task
+/// (the engine sizes chunks with it).
 template <class R>
 struct ChunkReply {
   std::vector<std::optional<R>> values;
@@ -87,7 +88,6 @@ struct OneItemTask {
     const std::int64_t t0 = pool_now_ns();
     reply.values.emplace_back(static_cast<R>(std::invoke(f, std::forward<A>(args)...)));
     reply.run_ns = pool_now_ns() - t0;
-    reply.pid = getpid();
     return reply;
   }
 };
@@ -124,7 +124,7 @@ struct ChunkTask {
       }
     }
     reply.run_ns = pool_now_ns() - t0;
-    reply.pid = getpid();
+    if (!reply.failures.empty()) reply.pid = getpid();  // a system call: only when needed
     return reply;
   }
 
