@@ -778,6 +778,9 @@ TEST_F(PoolTest, ChunkedMapGivesTheSameResultsAsOneItemPerTask) {
   EXPECT_EQ(strings.star().chunksize(9).map(join, pairs), one);
   EXPECT_EQ(strings.star().map(join, pairs), one);
   EXPECT_EQ(one[15], "15x");
+  // bool items (std::vector<bool> holds no bools) go one per task.
+  const std::vector<bool> flags{true, false, true};
+  EXPECT_EQ(pool.map([](bool b) { return b ? 1 : 0; }, flags), (std::vector<int>{1, 0, 1}));
 }
 
 TEST_F(PoolTest, AnExceptionInsideAChunkFailsOnlyItsItem) {

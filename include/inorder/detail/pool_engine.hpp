@@ -184,6 +184,9 @@ class Engine final : public Source<R> {
   using Item = typename StoredItem<Star, std::ranges::range_reference_t<Base>>::type;
   using Reply = ChunkReply<R>;
   using Queue = ParallelQueue<Reply>;
+  /// Items travel in a std::vector<Item>; std::vector<bool> holds no bools,
+  /// so bool items go one per task.
+  static constexpr bool kChunkable = !std::is_same_v<Item, bool>;
 
   /// Consecutive items [first, first + size) of the input.
   struct Chunk {
@@ -327,8 +330,10 @@ class Engine final : public Source<R> {
       reruns_.pop_front();
       Chunk& c = chunk_(number);
       try {
-        const std::uint32_t seq = put_one_(q, c.items[offset]);
-        tasks_.push_back(Task{number, offset, 1, seq, false});
+        if constexpr (kChunkable) {  // else no chunk has several items to run again
+          const std::uint32_t seq = put_one_(q, c.items[offset]);
+          tasks_.push_back(Task{number, offset, 1, seq, false});
+        }
       } catch (...) {  // the queue is broken or closed, or the item is too large alone
         settle_error_(c, number, offset, std::current_exception());
         input_done_ = true;
@@ -344,12 +349,12 @@ class Engine final : public Source<R> {
         n = room;
       }
       try {
-        if (n == 1) {
+        if (n == 1 || !kChunkable) {
           if (!at_item_()) break;
           const std::uint32_t seq = put_one_(q, **it_);
           advance_ = true;
           add_chunk_(Chunk{items_put_, 1, {}, {}, {}, 1, false}, seq);
-        } else {
+        } else if constexpr (kChunkable) {
           put_chunk_(q, n);
         }
       } catch (...) {  // from the input range, or put() (PayloadTooLarge)
