@@ -42,10 +42,12 @@ int main(int argc, char** argv) {
   auto one_per_task = pool.chunksize(1);
   const double one = median_us_per_item(one_per_task, n);
   if (automatic < 0 || one < 0) return 1;
-  std::printf("inorder Pool<int>::map default chunking, %d items, %u workers: median %.3f us/item "
-              "(5 runs)\n",
-              n, workers, automatic);
-  std::printf("inorder Pool<int>::map chunksize=1, %d items, %u workers: median %.3f us/item "
-              "(5 runs)\n",
-              n, workers, one);
+  std::printf(
+      "inorder Pool<int>::map default chunking, %d items, %u workers: median %.3f us/item "
+      "(5 runs)\n",
+      n, workers, automatic);
+  std::printf(
+      "inorder Pool<int>::map chunksize=1, %d items, %u workers: median %.3f us/item "
+      "(5 runs)\n",
+      n, workers, one);
 }

@@ -772,7 +772,8 @@ TEST_F(PoolTest, ChunkedMapGivesTheSameResultsAsOneItemPerTask) {
   // star() and a result that is not trivially copyable travel in chunks too.
   inorder::Pool<std::string> strings({.workers = 2});
   std::vector<std::pair<int, std::string>> pairs;
-  for (int i = 0; i < 200; ++i) pairs.emplace_back(i, std::string(static_cast<std::size_t>(i % 7), 'x'));
+  for (int i = 0; i < 200; ++i)
+    pairs.emplace_back(i, std::string(static_cast<std::size_t>(i % 7), 'x'));
   auto join = [](int i, const std::string& s) { return std::to_string(i) + s; };
   const auto one = strings.star().chunksize(1).map(join, pairs);
   EXPECT_EQ(strings.star().chunksize(9).map(join, pairs), one);
@@ -813,8 +814,9 @@ TEST_F(PoolTest, AnExceptionInsideAChunkFailsOnlyItsItem) {
     EXPECT_EQ(e.index(), 3U);
   }
   for (bool ordered : {true, false}) {
-    auto results = ordered ? pool.chunksize(8).imap(fails_on_tens_plus_3, iota_vector(40))
-                           : pool.chunksize(8).unordered_imap(fails_on_tens_plus_3, iota_vector(40));
+    auto results = ordered
+                       ? pool.chunksize(8).imap(fails_on_tens_plus_3, iota_vector(40))
+                       : pool.chunksize(8).unordered_imap(fails_on_tens_plus_3, iota_vector(40));
     std::vector<std::size_t> failed;
     std::size_t values = 0;
     for (auto it = results.begin(); it != results.end(); ++it) {
@@ -841,7 +843,8 @@ TEST_F(PoolTest, ACrashInsideAChunkFailsOnlyTheCrashingItem) {
   };
   // Chunks of 8: items 8..15 and 24..31 lose their worker. Each such chunk is
   // run again one item per task, so only 13 and 26 fail.
-  const std::vector<inorder::Settled<int>> out = pool.chunksize(8).map_settled(task, iota_vector(40));
+  const std::vector<inorder::Settled<int>> out =
+      pool.chunksize(8).map_settled(task, iota_vector(40));
   ASSERT_EQ(out.size(), 40U);
   for (int i = 0; i < 40; ++i) {
     const inorder::Settled<int>& s = out[static_cast<std::size_t>(i)];
@@ -895,7 +898,8 @@ TEST_F(PoolTest, ATimeoutInsideAChunkFailsOnlyTheHungItem) {
   // then its items run alone with 200 ms each.
   std::vector<int> values;
   std::vector<std::size_t> failed;
-  auto results = pool.chunksize(4).timeout(std::chrono::milliseconds(200)).imap(task, iota_vector(12));
+  auto results =
+      pool.chunksize(4).timeout(std::chrono::milliseconds(200)).imap(task, iota_vector(12));
   for (auto it = results.begin(); it != results.end(); ++it) {
     try {
       values.push_back(*it);

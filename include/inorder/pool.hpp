@@ -2,19 +2,19 @@
 // that are forked once and reused by every call.
 //
 // Contract. Pool<R> forks its workers at construction (a ParallelQueue
-// underneath, whose tasks are chunks of items) and runs every call on them. map() and imap() deliver results in
-// input order, unordered_map() and unordered_imap() in completion order. An
-// item whose task throws, crashes its worker or runs past its time limit fails
-// only itself, as an ItemError that keeps the task's type name and message and
-// names the item's index; this holds when items travel in chunks of several
-// per task (chunksize(), sized automatically by default): an exception fails
-// only its item, and a chunk whose worker crashed or timed out is run again one
-// item per task. The lazy forms pull input only as their results are
-// consumed: at most the queue's capacity of items is in flight, whatever the
-// length of the input. Calls on one pool run one at a time: a call waits until
-// the one in progress (a background call, or an unfinished lazy range made by
-// another thread) has ended. Call from the process that made the pool, never
-// from a worker.
+// underneath, whose tasks are chunks of items) and runs every call on them.
+// map() and imap() deliver results in input order, unordered_map() and
+// unordered_imap() in completion order. An item whose task throws, crashes its
+// worker or runs past its time limit fails only itself, as an ItemError that
+// keeps the task's type name and message and names the item's index; this
+// holds when items travel in chunks of several per task (chunksize(), sized
+// automatically by default): an exception fails only its item, and a chunk
+// whose worker crashed or timed out is run again one item per task. The lazy
+// forms pull input only as their results are consumed: at most the queue's
+// capacity of items is in flight, whatever the length of the input. Calls on
+// one pool run one at a time: a call waits until the one in progress (a
+// background call, or an unfinished lazy range made by another thread) has
+// ended. Call from the process that made the pool, never from a worker.
 // Not promised: cancelling a task a worker has already received (a call that
 // ends early waits for the items it has in flight), nor any order among calls
 // started concurrently.

@@ -14,11 +14,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cxxabi.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <cxxabi.h>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -82,8 +82,8 @@ struct OneItemTask {
   F f;
 
   template <class... A>
-  requires std::is_invocable_v<F&, A&&...>
-  ChunkReply<R> operator()(A&&... args) {
+  requires std::is_invocable_v<F&, A&&...> ChunkReply<R>
+  operator()(A&&... args) {
     ChunkReply<R> reply;
     const std::int64_t t0 = pool_now_ns();
     reply.values.emplace_back(static_cast<R>(std::invoke(f, std::forward<A>(args)...)));
@@ -115,8 +115,8 @@ struct ChunkTask {
         reply.values.emplace_back(call_(items[i]));
       } catch (const std::exception& e) {
         reply.values.emplace_back();
-        reply.failures.push_back({static_cast<std::uint32_t>(i), pool_type_name(typeid(e)),
-                                  std::string(e.what())});
+        reply.failures.push_back(
+            {static_cast<std::uint32_t>(i), pool_type_name(typeid(e)), std::string(e.what())});
       } catch (...) {
         reply.values.emplace_back();
         reply.failures.push_back(
@@ -153,8 +153,8 @@ struct StoredItem<true, Ref> {
   template <std::size_t... I>
   static auto pick(std::index_sequence<I...>)
       -> std::tuple<std::decay_t<std::tuple_element_t<I, std::remove_cvref_t<Ref>>>...>;
-  using type = decltype(pick(
-      std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<Ref>>>()));
+  using type =
+      decltype(pick(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<Ref>>>()));
 };
 
 }  // namespace detail

@@ -16,8 +16,8 @@
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <future>
@@ -34,11 +34,11 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#include "inorder/detail/pool_chunk.hpp"
 #include "inorder/errors.hpp"
 #include "inorder/options.hpp"
 #include "inorder/parallel_queue.hpp"
 #include "inorder/stats.hpp"
-#include "inorder/detail/pool_chunk.hpp"
 
 namespace inorder {
 
@@ -301,10 +301,12 @@ class Engine final : public Source<R> {
       n = fixed_;
     } else if (ns_per_item_ > 0) {
       const double fit = static_cast<double>(kChunkTargetNs) / ns_per_item_;
-      n = fit >= static_cast<double>(ceiling_) ? ceiling_
-                                               : std::max<std::size_t>(1, static_cast<std::size_t>(fit));
+      n = fit >= static_cast<double>(ceiling_)
+              ? ceiling_
+              : std::max<std::size_t>(1, static_cast<std::size_t>(fit));
       const std::size_t spread = 4 * state_->workers;
-      if (total_ > items_put_) n = std::min(n, std::max<std::size_t>(1, (total_ - items_put_) / spread));
+      if (total_ > items_put_)
+        n = std::min(n, std::max<std::size_t>(1, (total_ - items_put_) / spread));
       if (lazy_) n = std::min(n, std::max<std::size_t>(1, state_->limit / (2 * state_->workers)));
     }
     return std::min(n, item_cap_);
@@ -536,10 +538,10 @@ class Engine final : public Source<R> {
     for (ItemFailure& fail : reply.failures) {
       const std::size_t offset = t.offset + fail.offset;
       c.errors.emplace_back(
-          offset, std::make_exception_ptr(ItemError(
-                      TaskError(std::move(fail.type_name), std::move(fail.message), reply.pid,
-                                t.seq),
-                      c.first + offset)));
+          offset,
+          std::make_exception_ptr(ItemError(
+              TaskError(std::move(fail.type_name), std::move(fail.message), reply.pid, t.seq),
+              c.first + offset)));
       c.values[offset].reset();
     }
     settled_(c, t.chunk, t.count);
@@ -553,7 +555,8 @@ class Engine final : public Source<R> {
     if (t.count == 1) {
       Chunk& c = chunk_(t.chunk);
       t.taken = true;
-      settle_error_(c, t.chunk, t.offset, std::make_exception_ptr(ItemError(e, c.first + t.offset)));
+      settle_error_(c, t.chunk, t.offset,
+                    std::make_exception_ptr(ItemError(e, c.first + t.offset)));
       pop_taken_();
       return;
     }
@@ -665,8 +668,8 @@ class Engine final : public Source<R> {
   const bool lazy_;     // made by imap/unordered_imap (see PoolState::lazy_owner)
   Progress progress_;
   std::chrono::milliseconds timeout_;
-  std::size_t fixed_;        // items per chunk; zero: automatic
-  const std::size_t total_;  // input size if known, else 0
+  std::size_t fixed_;         // items per chunk; zero: automatic
+  const std::size_t total_;   // input size if known, else 0
   std::size_t item_cap_ = 0;  // items put and not handed out, at most
   bool holding_ = false;      // holds state_->lease
   bool finished_ = false;     // next() returns nullopt from now on
@@ -680,10 +683,10 @@ class Engine final : public Source<R> {
   std::deque<Chunk> chunks_;        // from the oldest chunk not handed out to the last
   std::size_t chunk_base_ = 0;      // number of chunks_.front()
   std::deque<std::pair<std::size_t, std::size_t>> reruns_;  // (chunk, offset) to put alone
-  std::deque<std::size_t> done_;    // completion order: settled chunks not yet handed out
-  std::size_t cursor_ = 0;          // next offset to hand out in the chunk being handed out
-  std::size_t error_cursor_ = 0;    // next of its (sorted) errors
-  double ns_per_item_ = 0;          // measured run time per item (moving average); 0: none yet
+  std::deque<std::size_t> done_;  // completion order: settled chunks not yet handed out
+  std::size_t cursor_ = 0;        // next offset to hand out in the chunk being handed out
+  std::size_t error_cursor_ = 0;  // next of its (sorted) errors
+  double ns_per_item_ = 0;        // measured run time per item (moving average); 0: none yet
   std::size_t ceiling_ = kChunkMaxItems;  // automatic chunk size at most
 };
 
