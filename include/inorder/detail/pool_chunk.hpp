@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <cxxabi.h>
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +36,112 @@
 namespace inorder {
 namespace detail {
 
+/// A vector that keeps its first elements in place (no heap) when the
+/// element type is small and default-constructible: a lazy call's chunks
+/// (a few items each) then allocate nothing in steady state, so its memory
+/// stays flat however long the input. Only what the engine needs.
+template <class T>
+class SmallVec {
+  static constexpr std::size_t kInline =
+      sizeof(T) <= 64 && std::is_default_constructible_v<T> && std::is_move_assignable_v<T> ? 16
+                                                                                            : 0;
+
+ public:
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  T& operator[](std::size_t i) noexcept { return size_ <= kInline ? inline_[i] : heap_[i]; }
+  const T& operator[](std::size_t i) const noexcept {
+    return size_ <= kInline ? inline_[i] : heap_[i];
+  }
+  T& front() noexcept { return (*this)[0]; }
+  T& back() noexcept { return (*this)[size_ - 1]; }
+  void reserve(std::size_t n) {
+    if (n > kInline) heap_.reserve(n);
+  }
+
+  template <class... A>
+  void emplace_back(A&&... args) {
+    if constexpr (kInline > 0) {
+      if (size_ < kInline) {
+        inline_[size_] = T(std::forward<A>(args)...);
+        ++size_;
+        return;
+      }
+      if (size_ == kInline) spill_();
+    }
+    heap_.emplace_back(std::forward<A>(args)...);
+    ++size_;
+  }
+
+  /// Grows with default-constructed elements (shrinking is not needed).
+  void resize(std::size_t n) {
+    while (size_ < n) emplace_back();
+  }
+
+  void clear() noexcept {
+    for (std::size_t i = 0; i < std::min(size_, kInline); ++i) inline_[i] = T();
+    heap_.clear();
+    size_ = 0;
+  }
+
+ private:
+  void spill_() {
+    heap_.clear();
+    heap_.reserve(2 * kInline);
+    for (std::size_t i = 0; i < kInline; ++i) {
+      heap_.push_back(std::move(inline_[i]));
+      inline_[i] = T();
+    }
+  }
+
+  std::array<T, kInline> inline_{};  // elements [0, size_) while size_ <= kInline
+  std::vector<T> heap_;              // all elements once size_ > kInline
+  std::size_t size_ = 0;
+};
+
+/// A FIFO over a growable ring: pushing and popping allocate nothing once it
+/// has grown to its working size (std::deque allocates as it moves).
+template <class T>
+class Ring {
+ public:
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  T& operator[](std::size_t i) noexcept { return buf_[(head_ + i) & (buf_.size() - 1)]; }
+  const T& operator[](std::size_t i) const noexcept {
+    return buf_[(head_ + i) & (buf_.size() - 1)];
+  }
+  T& front() noexcept { return buf_[head_]; }
+  void push_back(T value) {
+    if (size_ == buf_.size()) grow_();
+    (*this)[size_] = std::move(value);
+    ++size_;
+  }
+  template <class... A>
+  void emplace_back(A&&... args) {
+    push_back(T{std::forward<A>(args)...});
+  }
+  void pop_front() {
+    buf_[head_] = T();
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    --size_;
+  }
+  void clear() {
+    while (size_ != 0) pop_front();
+  }
+
+ private:
+  void grow_() {
+    std::vector<T> next(std::max<std::size_t>(8, 2 * buf_.size()));
+    for (std::size_t i = 0; i < size_; ++i) next[i] = std::move((*this)[i]);
+    buf_.swap(next);
+    head_ = 0;
+  }
+
+  std::vector<T> buf_;  // size a power of two (or empty)
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
 /// One item of a chunk that threw in the worker.
 struct ItemFailure {
   std::uint32_t offset = 0;  ///< position of the item in its chunk
@@ -47,7 +155,7 @@ struct ItemFailure {
 /// (the engine sizes chunks with it).
 template <class R>
 struct ChunkReply {
-  std::vector<std::optional<R>> values;
+  SmallVec<std::optional<R>> values;
   std::vector<ItemFailure> failures;
   std::int64_t run_ns = 0;
   pid_t pid = 0;
@@ -102,7 +210,7 @@ struct ChunkTask {
   bool catch_each = true;
 
   template <class Item>
-  ChunkReply<R> operator()(std::vector<Item>&& items) {
+  ChunkReply<R> operator()(SmallVec<Item>&& items) {
     ChunkReply<R> reply;
     reply.values.reserve(items.size());
     const std::int64_t t0 = pool_now_ns();
@@ -159,6 +267,22 @@ struct StoredItem<true, Ref> {
 
 }  // namespace detail
 
+/// How a SmallVec crosses (as a std::vector does: a count, then the elements).
+template <class T>
+struct codec<detail::SmallVec<T>> {
+  static void encode(Writer& w, const detail::SmallVec<T>& v) {
+    inorder::encode(w, static_cast<std::uint64_t>(v.size()));
+    for (std::size_t i = 0; i < v.size(); ++i) inorder::encode(w, v[i]);
+  }
+  static detail::SmallVec<T> decode(Reader& r) {
+    const auto n = inorder::decode<std::uint64_t>(r);
+    detail::SmallVec<T> v;
+    v.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, r.remaining())));
+    for (std::uint64_t i = 0; i < n; ++i) v.emplace_back(inorder::decode<T>(r));
+    return v;
+  }
+};
+
 /// How an ItemFailure crosses back from the worker.
 template <>
 struct codec<detail::ItemFailure> {
@@ -187,7 +311,7 @@ struct codec<detail::ChunkReply<R>> {
   }
   static detail::ChunkReply<R> decode(Reader& r) {
     detail::ChunkReply<R> c;
-    c.values = inorder::decode<std::vector<std::optional<R>>>(r);
+    c.values = inorder::decode<detail::SmallVec<std::optional<R>>>(r);
     c.failures = inorder::decode<std::vector<detail::ItemFailure>>(r);
     c.run_ns = inorder::decode<std::int64_t>(r);
     c.pid = inorder::decode<pid_t>(r);

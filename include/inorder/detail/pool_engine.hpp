@@ -184,16 +184,16 @@ class Engine final : public Source<R> {
   using Item = typename StoredItem<Star, std::ranges::range_reference_t<Base>>::type;
   using Reply = ChunkReply<R>;
   using Queue = ParallelQueue<Reply>;
-  /// Items travel in a std::vector<Item>; std::vector<bool> holds no bools,
-  /// so bool items go one per task.
+  /// Chunks hold their items in a SmallVec<Item>, which keeps bool items in
+  /// a std::vector<bool> (no bools) past its inline part: bools go one per task.
   static constexpr bool kChunkable = !std::is_same_v<Item, bool>;
 
   /// Consecutive items [first, first + size) of the input.
   struct Chunk {
     std::size_t first = 0;
     std::size_t size = 0;
-    std::vector<Item> items;  // kept to run them again one by one; empty when size == 1
-    std::vector<std::optional<R>> values;  // once settled: one per item, empty where failed
+    SmallVec<Item> items;               // kept to run them again one by one; empty when size == 1
+    SmallVec<std::optional<R>> values;  // once settled: one per item, empty where failed
     std::vector<std::pair<std::size_t, std::exception_ptr>> errors;  // (offset, error)
     std::size_t unsettled = 0;  // items whose outcome has not arrived
     bool delivered = false;     // completion order: every item handed out
@@ -376,7 +376,7 @@ class Engine final : public Source<R> {
     try {
       std::size_t bytes = 0;
       while (c.items.size() < n && bytes < kChunkMaxBytes && at_item_()) {
-        c.items.push_back(stored_(**it_));
+        c.items.emplace_back(stored_(**it_));
         advance_ = true;
         bytes += encoded_size(c.items.back());
       }
@@ -453,7 +453,7 @@ class Engine final : public Source<R> {
 
   /// A chunk of several items as one task. Its time limit is the per-item
   /// limit (the call's timeout(), else Options::task_timeout) times its size.
-  std::uint32_t put_many_(Queue& q, const std::vector<Item>& items) {
+  std::uint32_t put_many_(Queue& q, const SmallVec<Item>& items) {
     const ChunkTask<R, F, Star> task{f_, !state_->retry_exceptions};
     const std::chrono::milliseconds per_item =
         timeout_.count() > 0 ? timeout_ : state_->task_timeout;
@@ -533,7 +533,7 @@ class Engine final : public Source<R> {
       c.values = std::move(reply.values);
     } else {
       c.values.resize(c.size);
-      c.values[t.offset] = std::move(reply.values.front());
+      c.values[t.offset] = std::move(reply.values[0]);
     }
     for (ItemFailure& fail : reply.failures) {
       const std::size_t offset = t.offset + fail.offset;
@@ -679,11 +679,11 @@ class Engine final : public Source<R> {
   std::size_t items_put_ = 0;       // items taken from the input; the index of the next one
   std::size_t delivered_ = 0;       // outcomes handed out by next()
   std::uint32_t last_seq_ = 0;      // sequence number of the last task put
-  std::deque<Task> tasks_;          // from the oldest task not taken to the last put
-  std::deque<Chunk> chunks_;        // from the oldest chunk not handed out to the last
+  Ring<Task> tasks_;                // from the oldest task not taken to the last put
+  Ring<Chunk> chunks_;              // from the oldest chunk not handed out to the last
   std::size_t chunk_base_ = 0;      // number of chunks_.front()
-  std::deque<std::pair<std::size_t, std::size_t>> reruns_;  // (chunk, offset) to put alone
-  std::deque<std::size_t> done_;  // completion order: settled chunks not yet handed out
+  Ring<std::pair<std::size_t, std::size_t>> reruns_;  // (chunk, offset) to put alone
+  Ring<std::size_t> done_;        // completion order: settled chunks not yet handed out
   std::size_t cursor_ = 0;        // next offset to hand out in the chunk being handed out
   std::size_t error_cursor_ = 0;  // next of its (sorted) errors
   double ns_per_item_ = 0;        // measured run time per item (moving average); 0: none yet
