@@ -36,12 +36,24 @@
 namespace inorder {
 namespace detail {
 
+/// T's value type if T is a std::optional (else T itself).
+template <class T>
+struct OptionalValue {
+  using type = T;
+};
+template <class T>
+struct OptionalValue<std::optional<T>> {
+  using type = T;
+};
+
 /// A vector that keeps its first elements in place (no heap) when the
 /// element type is small and default-constructible: a lazy call's chunks
 /// (a few items each) then allocate nothing in steady state, so its memory
 /// stays flat however long the input. Only what the engine needs.
 template <class T>
 class SmallVec {
+  static constexpr bool kIsOptional =
+      std::is_same_v<T, std::optional<typename OptionalValue<T>::type>>;
   static constexpr std::size_t kInline =
       sizeof(T) <= 64 && std::is_default_constructible_v<T> && std::is_move_assignable_v<T> ? 16
                                                                                             : 0;
@@ -63,7 +75,11 @@ class SmallVec {
   void emplace_back(A&&... args) {
     if constexpr (kInline > 0) {
       if (size_ < kInline) {
-        inline_[size_] = T(std::forward<A>(args)...);
+        if constexpr (sizeof...(A) == 0) {
+          reset_(inline_[size_]);
+        } else {
+          inline_[size_] = T(std::forward<A>(args)...);
+        }
         ++size_;
         return;
       }
@@ -79,19 +95,27 @@ class SmallVec {
   }
 
   void clear() noexcept {
-    for (std::size_t i = 0; i < std::min(size_, kInline); ++i) inline_[i] = T();
+    for (std::size_t i = 0; i < std::min(size_, kInline); ++i) reset_(inline_[i]);
     heap_.clear();
     size_ = 0;
   }
 
  private:
+  // An optional is reset rather than assigned a fresh one: GCC 12 then sees
+  // no read of a disengaged payload (-Wmaybe-uninitialized).
+  static void reset_(T& x) {
+    if constexpr (kIsOptional) {
+      x.reset();
+    } else {
+      x = T();
+    }
+  }
+
+  // The inline elements are left moved-from; they are overwritten before reuse.
   void spill_() {
     heap_.clear();
     heap_.reserve(2 * kInline);
-    for (std::size_t i = 0; i < kInline; ++i) {
-      heap_.push_back(std::move(inline_[i]));
-      inline_[i] = T();
-    }
+    for (std::size_t i = 0; i < kInline; ++i) heap_.push_back(std::move(inline_[i]));
   }
 
   std::array<T, kInline> inline_{};  // elements [0, size_) while size_ <= kInline
