@@ -12,6 +12,8 @@
 #include <chrono>
 #include <coroutine>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <future>
 #include <numeric>
@@ -722,6 +724,302 @@ TEST_F(PoolTest, ImapPullsInputLazilyAndKeepsMemoryBoundedOverALongGenerator) {
   EXPECT_LT(rss_end, rss_start + 4 * 1024) << rss_start << " KiB -> " << rss_end << " KiB";
   std::printf("[ figures  ] imap over %ld items: at most %ld ahead, VmRSS %zu -> %zu KiB\n", kItems,
               max_ahead, rss_start, rss_end);
+}
+
+// ---------------------------------------------------------------- chunking
+
+/// Tasks the pool's workers have finished so far, summed over the workers.
+std::uint64_t tasks_finished(inorder::Pool<int>& pool) {
+  std::uint64_t n = 0;
+  for (const auto& w : pool.stats().workers) n += w.tasks;
+  return n;
+}
+
+int fails_on_tens_plus_3(int i) {
+  if (i % 10 == 3) throw std::out_of_range("item " + std::to_string(i));
+  return i * 2;
+}
+
+TEST_F(PoolTest, ChunkedMapGivesTheSameResultsAsOneItemPerTask) {
+  const int n = static_cast<int>(inorder_test::volume(5000, 500));
+  inorder::Pool<int> pool({.workers = 2});
+  auto f = [](int i) { return i * 3 + 1; };
+  const std::vector<int> items = iota_vector(n);
+  const std::vector<int> expected = pool.chunksize(1).map(f, items);
+  ASSERT_EQ(expected.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(expected[static_cast<std::size_t>(i)], f(i));
+  // `view` is the pool itself (automatic chunking) or a view with a chunksize.
+  auto check = [&](auto& view) {
+    EXPECT_EQ(view.map(f, items), expected);
+    std::vector<int> unordered = view.unordered_map(f, items);
+    std::sort(unordered.begin(), unordered.end());
+    EXPECT_EQ(unordered, expected);
+    std::vector<int> lazy;
+    for (int v : view.imap(f, std::views::iota(0, n))) lazy.push_back(v);
+    EXPECT_EQ(lazy, expected);
+    auto results = view.unordered_imap(f, items);
+    std::size_t seen = 0;
+    for (auto it = results.begin(); it != results.end(); ++it, ++seen)
+      ASSERT_EQ(*it, f(static_cast<int>(it.index())));
+    EXPECT_EQ(seen, static_cast<std::size_t>(n));
+  };
+  check(pool);
+  for (std::size_t size : {2U, 3U, 7U, 64U, 1000U, 100000U}) {
+    SCOPED_TRACE("chunksize " + std::to_string(size));
+    auto view = pool.chunksize(size);
+    check(view);
+  }
+  // star() and a result that is not trivially copyable travel in chunks too.
+  inorder::Pool<std::string> strings({.workers = 2});
+  std::vector<std::pair<int, std::string>> pairs;
+  for (int i = 0; i < 200; ++i)
+    pairs.emplace_back(i, std::string(static_cast<std::size_t>(i % 7), 'x'));
+  auto join = [](int i, const std::string& s) { return std::to_string(i) + s; };
+  const auto one = strings.star().chunksize(1).map(join, pairs);
+  EXPECT_EQ(strings.star().chunksize(9).map(join, pairs), one);
+  EXPECT_EQ(strings.star().map(join, pairs), one);
+  EXPECT_EQ(one[15], "15x");
+  // bool items (std::vector<bool> holds no bools) go one per task.
+  const std::vector<bool> flags{true, false, true};
+  EXPECT_EQ(pool.map([](bool b) { return b ? 1 : 0; }, flags), (std::vector<int>{1, 0, 1}));
+}
+
+TEST_F(PoolTest, AnExceptionInsideAChunkFailsOnlyItsItem) {
+  inorder::Pool<int> pool({.workers = 2});
+  // Chunks of 8: items 3, 13, 23 and 33 each share a task with 7 others.
+  const std::vector<inorder::Settled<int>> out =
+      pool.chunksize(8).map_settled(fails_on_tens_plus_3, iota_vector(40));
+  ASSERT_EQ(out.size(), 40U);
+  for (int i = 0; i < 40; ++i) {
+    const inorder::Settled<int>& s = out[static_cast<std::size_t>(i)];
+    if (i % 10 == 3) {
+      ASSERT_FALSE(s.ok()) << i;
+      EXPECT_EQ(s.error().index(), static_cast<std::size_t>(i));
+      EXPECT_EQ(s.error().kind(), inorder::ItemError::Kind::kThrew);
+      EXPECT_EQ(s.error().type_name(), "std::out_of_range");
+      EXPECT_EQ(s.error().message(), "item " + std::to_string(i));
+      EXPECT_GT(s.error().worker_pid(), 0);
+      EXPECT_EQ(std::string(s.error().what()).rfind("item " + std::to_string(i) + ": ", 0), 0U);
+    } else {
+      ASSERT_TRUE(s.ok()) << i << ": " << s.error().what();
+      EXPECT_EQ(s.value(), i * 2);
+    }
+  }
+  EXPECT_EQ(pool.stats().restarts, 0U) << "an exception is caught in the worker, per item";
+  // map throws the lowest failing index; the lazy forms go on past each failure.
+  try {
+    (void)pool.chunksize(8).map(fails_on_tens_plus_3, iota_vector(40));
+    ADD_FAILURE() << "map should have thrown";
+  } catch (const inorder::ItemError& e) {
+    EXPECT_EQ(e.index(), 3U);
+  }
+  for (bool ordered : {true, false}) {
+    auto results = ordered
+                       ? pool.chunksize(8).imap(fails_on_tens_plus_3, iota_vector(40))
+                       : pool.chunksize(8).unordered_imap(fails_on_tens_plus_3, iota_vector(40));
+    std::vector<std::size_t> failed;
+    std::size_t values = 0;
+    for (auto it = results.begin(); it != results.end(); ++it) {
+      try {
+        EXPECT_EQ(static_cast<std::size_t>(*it), it.index() * 2);
+        ++values;
+      } catch (const inorder::ItemError& e) {
+        EXPECT_EQ(e.index(), it.index());
+        failed.push_back(e.index());
+      }
+    }
+    std::sort(failed.begin(), failed.end());
+    EXPECT_EQ(failed, (std::vector<std::size_t>{3, 13, 23, 33}));
+    EXPECT_EQ(values, 36U);
+  }
+}
+
+TEST_F(PoolTest, ACrashInsideAChunkFailsOnlyTheCrashingItem) {
+  inorder::Pool<int> pool({.workers = 2});
+  auto task = [](int i) {
+    if (i == 13) raise(SIGKILL);
+    if (i == 26) std::abort();
+    return i * 2;
+  };
+  // Chunks of 8: items 8..15 and 24..31 lose their worker. Each such chunk is
+  // run again one item per task, so only 13 and 26 fail.
+  const std::vector<inorder::Settled<int>> out =
+      pool.chunksize(8).map_settled(task, iota_vector(40));
+  ASSERT_EQ(out.size(), 40U);
+  for (int i = 0; i < 40; ++i) {
+    const inorder::Settled<int>& s = out[static_cast<std::size_t>(i)];
+    if (i == 13 || i == 26) {
+      ASSERT_FALSE(s.ok()) << i;
+      EXPECT_EQ(s.error().index(), static_cast<std::size_t>(i));
+      EXPECT_TRUE(s.error().crashed());
+      EXPECT_EQ(s.error().type_name(), "inorder::WorkerCrashed");
+    } else {
+      ASSERT_TRUE(s.ok()) << i << ": " << s.error().what();
+      EXPECT_EQ(s.value(), i * 2);
+    }
+  }
+  // Two workers lost per crashing item: its chunk's, then its own run alone.
+  EXPECT_TRUE(wait_until([&] { return pool.stats().restarts >= 4; }));
+  EXPECT_EQ(pool.stats().restarts, 4U);
+  // Input order holds around the re-runs; completion order keeps every item.
+  for (bool ordered : {true, false}) {
+    auto results = ordered ? pool.chunksize(8).imap(task, iota_vector(40))
+                           : pool.chunksize(8).unordered_imap(task, iota_vector(40));
+    std::vector<int> values;
+    std::vector<std::size_t> crashed;
+    for (auto it = results.begin(); it != results.end(); ++it) {
+      try {
+        values.push_back(*it);
+        EXPECT_EQ(static_cast<std::size_t>(values.back()), it.index() * 2);
+      } catch (const inorder::ItemError& e) {
+        EXPECT_TRUE(e.crashed());
+        crashed.push_back(e.index());
+      }
+    }
+    std::vector<int> expected;
+    for (int i = 0; i < 40; ++i)
+      if (i != 13 && i != 26) expected.push_back(i * 2);
+    if (!ordered) {
+      std::sort(values.begin(), values.end());
+      std::sort(crashed.begin(), crashed.end());
+    }
+    EXPECT_EQ(values, expected);
+    EXPECT_EQ(crashed, (std::vector<std::size_t>{13, 26}));
+  }
+}
+
+TEST_F(PoolTest, ATimeoutInsideAChunkFailsOnlyTheHungItem) {
+  inorder::Pool<int> pool({.workers = 2});
+  auto task = [](int i) {
+    if (i == 5) std::this_thread::sleep_for(std::chrono::hours(1));  // a hung item
+    return i;
+  };
+  // Chunks of 4 with 200 ms per item: the chunk 4..7 is stopped after 800 ms,
+  // then its items run alone with 200 ms each.
+  std::vector<int> values;
+  std::vector<std::size_t> failed;
+  auto results =
+      pool.chunksize(4).timeout(std::chrono::milliseconds(200)).imap(task, iota_vector(12));
+  for (auto it = results.begin(); it != results.end(); ++it) {
+    try {
+      values.push_back(*it);
+    } catch (const inorder::ItemError& e) {
+      EXPECT_TRUE(e.timed_out()) << e.what();
+      EXPECT_EQ(e.type_name(), "inorder::TaskTimeout");
+      failed.push_back(e.index());
+    }
+  }
+  EXPECT_EQ(values, (std::vector<int>{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(failed, (std::vector<std::size_t>{5}));
+}
+
+TEST_F(PoolTest, ChunksizeZeroIsRefused) {
+  inorder::Pool<int> pool({.workers = 1});
+  try {
+    (void)pool.chunksize(0);
+    ADD_FAILURE() << "chunksize(0) should throw";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("chunksize() must be at least 1"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW((void)pool.star().timeout(std::chrono::seconds(1)).chunksize(0),
+               std::invalid_argument);
+  EXPECT_EQ(pool.chunksize(1).map([](int i) { return i; }, iota_vector(3)), iota_vector(3));
+}
+
+TEST_F(PoolTest, AutomaticChunkingPutsFewerTasksThanItems) {
+  const int n = static_cast<int>(inorder_test::volume(20000, 4000));
+  inorder::Pool<int> pool({.workers = 2});
+  auto f = [](int i) { return i + 1; };
+  // chunksize(1): one task per item.
+  const std::uint64_t before_one = tasks_finished(pool);
+  EXPECT_EQ(pool.chunksize(1).map(f, iota_vector(n)).size(), static_cast<std::size_t>(n));
+  EXPECT_TRUE(wait_until([&] { return tasks_finished(pool) - before_one >= std::uint64_t(n); }));
+  EXPECT_EQ(tasks_finished(pool) - before_one, std::uint64_t(n));
+  // The default: tiny items travel many to a task, and the results are the same.
+  const std::uint64_t before = tasks_finished(pool);
+  const std::vector<int> out = pool.map(f, iota_vector(n));
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i + 1);
+  const std::uint64_t tasks = tasks_finished(pool) - before;
+  EXPECT_LT(tasks, std::uint64_t(n) / 10) << tasks << " tasks for " << n << " items";
+  std::printf("[ figures  ] automatic chunking: %d items in about %llu tasks\n", n,
+              static_cast<unsigned long long>(tasks));
+  // An explicit size gives ceil(n / size) tasks.
+  const std::uint64_t before_fixed = tasks_finished(pool);
+  EXPECT_EQ(pool.chunksize(100).map(f, iota_vector(1000)).size(), 1000U);
+  EXPECT_TRUE(wait_until([&] { return tasks_finished(pool) - before_fixed >= 10; }));
+  EXPECT_EQ(tasks_finished(pool) - before_fixed, 10U);
+}
+
+// Completion order is kept chunk by chunk: the chunk holding item 0 waits in
+// its worker until the parent has taken every other chunk's items.
+TEST_F(PoolTest, UnorderedMapWithChunksDeliversEachChunkAsItCompletes) {
+  SharedBlock<Gates> g;
+  inorder::Pool<int> pool({.workers = 2});
+  constexpr int kItems = 16;
+  const auto out = pool.chunksize(4)
+                       .progress([g = g.get()](std::size_t done, std::size_t) {
+                         g->taken.store(static_cast<int>(done));
+                       })
+                       .unordered_map(
+                           [g = g.get()](int i) {
+                             if (i == 0)
+                               while (g->taken.load() < kItems - 4) sched_yield();
+                             return i * 10;
+                           },
+                           iota_vector(kItems));
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(kItems));
+  // The held chunk (items 0..3) comes last, its items in input order.
+  EXPECT_EQ(std::vector<int>(out.end() - 4, out.end()), (std::vector<int>{0, 10, 20, 30}));
+  std::vector<int> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, times_ten(kItems));
+  // A failure: the lowest failing index among the items that ran.
+  try {
+    (void)pool.chunksize(4).unordered_map(fails_on_tens_plus_3, iota_vector(30));
+    ADD_FAILURE() << "unordered_map should have thrown";
+  } catch (const inorder::ItemError& e) {
+    EXPECT_EQ(e.index() % 10, 3U);
+    EXPECT_EQ(e.type_name(), "std::out_of_range");
+  }
+}
+
+TEST_F(PoolTest, ProgressCountsItemsNotChunks) {
+  inorder::Pool<int> pool({.workers = 2});
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  auto record = [&calls](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+  EXPECT_EQ(pool.chunksize(10).progress(record).map([](int i) { return i; }, iota_vector(95)),
+            iota_vector(95));
+  ASSERT_EQ(calls.size(), 95U);
+  for (std::size_t k = 0; k < 95; ++k) EXPECT_EQ(calls[k], std::make_pair(k + 1, std::size_t{95}));
+}
+
+TEST_F(PoolTest, LazyCallsKeepAtMostCapacityItemsInFlightWhateverTheChunksize) {
+  inorder::Pool<int> pool({.workers = 2});
+  const std::size_t capacity = pool.stats().capacity;
+  const int n = static_cast<int>(inorder_test::volume(20000, 2000));
+  auto check = [&](auto& view, std::size_t size) {
+    int pulled = 0;
+    auto input = std::views::iota(0, n) | std::views::transform([&pulled](int i) {
+                   ++pulled;
+                   return i;
+                 });
+    int consumed = 0;
+    int max_ahead = 0;
+    for (int v : view.imap([](int i) { return i + 1; }, input)) {
+      ASSERT_EQ(v, consumed + 1);
+      ++consumed;
+      max_ahead = std::max(max_ahead, pulled - consumed);
+    }
+    EXPECT_EQ(consumed, n);
+    EXPECT_LE(static_cast<std::size_t>(max_ahead), capacity) << "chunksize " << size;
+  };
+  check(pool, 0);  // automatic
+  for (std::size_t size : {16U, 100000U}) {
+    auto view = pool.chunksize(size);
+    check(view, size);
+  }
 }
 
 // ---------------------------------------------------------------- lifecycle

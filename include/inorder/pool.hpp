@@ -1,17 +1,20 @@
 // inorder/pool.hpp: map a callable over a range of items in worker processes
 // that are forked once and reused by every call.
 //
-// Contract. Pool<R> forks its workers at construction (a ParallelQueue<R>
-// underneath) and runs every call on them. map() and imap() deliver results in
-// input order, unordered_map() and unordered_imap() in completion order. An
-// item whose task throws, crashes its worker or runs past its time limit fails
-// only itself, as an ItemError that keeps the task's type name and message and
-// names the item's index. The lazy forms pull input only as their results are
-// consumed: at most the queue's capacity of items is in flight, whatever the
-// length of the input. Calls on one pool run one at a time: a call waits until
-// the one in progress (a background call, or an unfinished lazy range made by
-// another thread) has ended. Call from the process that made the pool, never
-// from a worker.
+// Contract. Pool<R> forks its workers at construction (a ParallelQueue
+// underneath, whose tasks are chunks of items) and runs every call on them.
+// map() and imap() deliver results in input order, unordered_map() and
+// unordered_imap() in completion order. An item whose task throws, crashes its
+// worker or runs past its time limit fails only itself, as an ItemError that
+// keeps the task's type name and message and names the item's index; this
+// holds when items travel in chunks of several per task (chunksize(), sized
+// automatically by default): an exception fails only its item, and a chunk
+// whose worker crashed or timed out is run again one item per task. The lazy
+// forms pull input only as their results are consumed: at most the queue's
+// capacity of items is in flight, whatever the length of the input. Calls on
+// one pool run one at a time: a call waits until the one in progress (a
+// background call, or an unfinished lazy range made by another thread) has
+// ended. Call from the process that made the pool, never from a worker.
 // Not promised: cancelling a task a worker has already received (a call that
 // ends early waits for the items it has in flight), nor any order among calls
 // started concurrently.
@@ -137,6 +140,22 @@ class PoolView {
     v.settings_.timeout = std::chrono::duration_cast<Big>(limit) >= Big(kMax)
                               ? kMax
                               : std::chrono::ceil<std::chrono::milliseconds>(limit);
+    return v;
+  }
+
+  /// Items per task: each task sent to a worker carries `n` consecutive items
+  /// (Python's `chunksize`). The default, without this modifier, sizes chunks
+  /// automatically from the measured time per item (docs/pool.md, Chunking).
+  /// 1: one task per item. Results, order, progress and ItemError::index()
+  /// stay per item; a failed item fails alone. The lazy forms put at most the
+  /// queue's capacity of items in flight, so a chunk holds at most that many.
+  /// Throws std::invalid_argument for 0.
+  [[nodiscard]] PoolView chunksize(std::size_t n) const {
+    if (n == 0)
+      throw std::invalid_argument(
+          "inorder::Pool: chunksize() must be at least 1 (1 puts one task per item)");
+    PoolView v = *this;
+    v.settings_.chunksize = n;
     return v;
   }
 
@@ -338,12 +357,14 @@ class Pool {
   /// process and runs its whole lifecycle there (Worker::run_here(): no extra
   /// fork; lives apply to exceptions, Options::task_timeout to each item);
   /// returns the results of on_result() in input order. Items must be
-  /// encodable. Otherwise as map(): a failed item throws ItemError.
+  /// encodable. One task per item (no chunking: each item is a whole
+  /// lifecycle). Otherwise as map(): a failed item throws ItemError.
   template <class Worker, std::ranges::input_range Items>
   requires requires(Worker& w) { w.run_here(); }
   [[nodiscard]] std::vector<R> map(Items&& items) {
     using Item = std::remove_cvref_t<std::ranges::range_reference_t<Items>>;
-    return map(&detail::run_worker_here<Worker, Item, R>, std::forward<Items>(items));
+    return view_().chunksize(1).map(&detail::run_worker_here<Worker, Item, R>,
+                                    std::forward<Items>(items));
   }
 
   /// A lazy range of f(item) in input order. Pulls input only as results are
@@ -371,6 +392,7 @@ class Pool {
     return view_().background();
   }
   [[nodiscard]] PoolView<R, false, CallMode::kAsynced> asynced() const { return view_().asynced(); }
+  [[nodiscard]] PoolView<R> chunksize(std::size_t n) const { return view_().chunksize(n); }
   [[nodiscard]] PoolView<R> progress() const { return view_().progress(); }
   [[nodiscard]] PoolView<R> progress(std::function<void(std::size_t, std::size_t)> cb) const {
     return view_().progress(std::move(cb));
