@@ -52,6 +52,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <ranges>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -59,6 +60,7 @@
 #include <vector>
 
 #include <inorder/options.hpp>
+#include <inorder/pool.hpp>
 
 #include "compare_systems.hpp"
 
@@ -621,6 +623,44 @@ int run_table(const Args& a, const Context& ctx, std::vector<Row>& rows,
   return failures;
 }
 
+/// Median us/item of 3 runs of Pool<int>::map(x + 1) over `n` items, default
+/// options (automatic chunking); -1 on a wrong result.
+double pool_map_us_per_item(int n, unsigned workers) {
+  inorder::Pool<int> pool({.workers = workers});
+  std::vector<double> runs;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = SteadyClock::now();
+    const std::vector<int> out = pool.map([](int x) { return x + 1; }, std::views::iota(0, n));
+    if (out.size() != static_cast<std::size_t>(n) || out.back() != n) return -1;
+    runs.push_back(seconds_since(t0) * 1e6 / n);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[1];
+}
+
+/// Python's multiprocessing.Pool.map with its default chunking over `n` tiny
+/// items (bench/pool_overhead.py), median us/item; nullopt without python3.
+std::optional<double> python_pool_map_us_per_item(int n, unsigned workers) {
+  const std::optional<std::string> python = find_python();
+  if (!python) return std::nullopt;
+  std::string script = INORDER_POOL_PY;
+  if (const char* s = std::getenv("INORDER_POOL_PY"); s != nullptr && *s != '\0') script = s;
+  const std::string cmd =
+      *python + " '" + script + "' " + std::to_string(n) + " " + std::to_string(workers);
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return std::nullopt;
+  std::optional<double> us;
+  char line[512];
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    const std::string text(line);
+    const auto at = text.find("median ");
+    if (text.find("chunksize=default") == std::string::npos || at == std::string::npos) continue;
+    us = std::strtod(text.c_str() + at + 7, nullptr);
+  }
+  if (::pclose(p) != 0) return std::nullopt;
+  return us;
+}
+
 /// Idle cost, latency and what the machine gives, measured after the table
 /// in the same run (none with --no-extras). Returns the failed measurements.
 int report_extras(const Args& a, Metrics& m, std::optional<double> speedup_before,
@@ -674,6 +714,29 @@ int report_extras(const Args& a, Metrics& m, std::optional<double> speedup_befor
   } else {
     std::fprintf(stderr, "error: latency measurement failed\n");
     ++failures;
+  }
+
+  // Pool::map of tiny items with the defaults against Python's Pool.map with
+  // its default chunking, per item, same run (bench/pool_overhead.sh alone).
+  if (a.extras) {
+    const int items = a.quick ? 50'000 : 200'000;
+    const double ours = pool_map_us_per_item(items, 2);
+    const std::optional<double> theirs = python_pool_map_us_per_item(items, 2);
+    if (ours <= 0) {
+      std::fprintf(stderr, "error: Pool::map measurement failed\n");
+      ++failures;
+    } else if (theirs) {
+      std::fprintf(out,
+                   "Pool<int>::map of %d tiny items, 2 workers: %.3f us/item; Python Pool.map "
+                   "default chunking: %.3f us/item\n  pool map: python chunked / inorder "
+                   "= %.2f  (target >= 3)\n",
+                   items, ours, *theirs, *theirs / ours);
+      m.add("pool_map_us_per_item", ours);
+      m.add("python_pool_map_chunked_us_per_item", *theirs);
+      m.add("pool_map_over_python_chunked", *theirs / ours);
+    } else {
+      std::fprintf(stderr, "note: python3 not found or failed: the Pool::map anchor was skipped\n");
+    }
   }
 
   // What the machine gives: the ceiling of every "2 workers / 1 worker" ratio.
