@@ -623,6 +623,27 @@ int run_table(const Args& a, const Context& ctx, std::vector<Row>& rows,
   return failures;
 }
 
+/// Bytes per second of a plain memcpy of `size` bytes between two buffers
+/// used over and over (warm, as a queue's result areas are), median of 5
+/// timings of enough copies to take ~50 ms each.
+double memcpy_bytes_per_s(std::size_t size) {
+  std::vector<char> a(size, 'a');
+  std::vector<char> b(size, 'b');
+  const std::size_t copies = std::max<std::size_t>(8, (std::size_t{512} << 20) / size);
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = SteadyClock::now();
+    for (std::size_t k = 0; k < copies; ++k) {
+      std::memcpy((k & 1) ? a.data() : b.data(), (k & 1) ? b.data() : a.data(), size);
+      // Keep the copy: the compiler may not drop a write another copy reads.
+      asm volatile("" : : "r"(a.data()), "r"(b.data()) : "memory");
+    }
+    rates.push_back(static_cast<double>(copies * size) / seconds_since(t0));
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[2];
+}
+
 /// Median us/item of 3 runs of Pool<int>::map(x + 1) over `n` items, default
 /// options (automatic chunking); -1 on a wrong result.
 double pool_map_us_per_item(int n, unsigned workers) {
@@ -737,6 +758,19 @@ int report_extras(const Args& a, Metrics& m, std::optional<double> speedup_befor
     } else {
       std::fprintf(stderr, "note: python3 not found or failed: the Pool::map anchor was skipped\n");
     }
+  }
+
+  // The physical limit of large results: a plain memcpy at each size.
+  if (a.extras) {
+    const double k64 = memcpy_bytes_per_s(std::size_t{64} << 10);
+    const double mib = memcpy_bytes_per_s(std::size_t{1} << 20);
+    std::fprintf(out,
+                 "memcpy, warm buffers: 64 KiB %.1f GB/s, 1 MiB %.1f GB/s; 1 MiB / 64 KiB per "
+                 "byte = %.3f\n",
+                 k64 / 1e9, mib / 1e9, mib / k64);
+    m.add("memcpy_64kib_bytes_per_s", k64);
+    m.add("memcpy_1mib_bytes_per_s", mib);
+    m.add("memcpy_mib_over_64kib_per_byte", mib / k64);
   }
 
   // What the machine gives: the ceiling of every "2 workers / 1 worker" ratio.

@@ -388,8 +388,12 @@ std::size_t SessionImpl::chunk_of(const RankState& r) const {
   const double work = static_cast<double>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts.chunk_work).count());
   const double n = work / r.per_task_ns;
-  if (n < 1) return 1;
-  return std::min<std::size_t>(opts.max_chunk, static_cast<std::size_t>(n));
+  // Compared in double before converting: a time per task near zero makes n
+  // larger than any size_t, and converting that is undefined (on x86-64 it
+  // gave 0, a chunk of no tasks, and dispatch looped forever).
+  if (!(n >= 1)) return 1;
+  if (n >= static_cast<double>(opts.max_chunk)) return opts.max_chunk;
+  return static_cast<std::size_t>(n);
 }
 
 std::size_t SessionImpl::credit_of(const RankState& r) const {
@@ -403,8 +407,12 @@ void SessionImpl::on_batch(int from, const BatchInfo& info) {
   // time are left out, so a rank that waits for work is not taken for slow.
   if (info.tasks == 0) return;
   RankState& r = ranks_[static_cast<std::size_t>(from)];
-  const double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks) /
-                        static_cast<double>(r.workers);
+  double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks) /
+                  static_cast<double>(r.workers);
+  // Workers add their busy time per streak of tasks, so a batch of tiny
+  // tasks can show none: count it as 1 ns per task, so the average stays a
+  // positive time (it is "very fast", not "unknown").
+  sample = std::max(sample, 1.0);
   r.per_task_ns = r.per_task_ns <= 0 ? sample : 0.75 * r.per_task_ns + 0.25 * sample;
 }
 
@@ -521,11 +529,10 @@ bool SessionImpl::dispatch(bool urgent) {
     }
     if (taken == 0) {
       // The count said a task was unsent and none was found from the cursor
-      // on. That must not happen; if it does, trust the entries (so this loop
-      // cannot spin forever) and say so once.
+      // on. That must not happen; if it does, trust the entries, say so once,
+      // and leave: this loop must never spin.
       recount_unsent();
-      if (unsent == 0) break;
-      continue;
+      break;
     }
     next_unsent = s;
     unsent -= taken;
