@@ -98,6 +98,9 @@ run_suite() {
 run_suite build
 
 # Pass 2: the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The library keeps -O2; the programs that exercise it are built at -O0 in
+# this pass, and the install checks that rebuild the library from source run
+# in pass 1 only (see check_program_options in meson.build, tests/meson.build).
 if [[ "${INORDER_SANITIZE:-1}" == 1 ]]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

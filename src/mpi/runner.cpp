@@ -24,8 +24,19 @@ void Runner::fail(const TaskHeader& h, Outcome outcome, const std::string& type,
   sink(r, bytes.data());
 }
 
+void Runner::add_outstanding() {
+  if (outstanding_++ == 0) busy_since_ = Clock::now();
+}
+
+void Runner::finish_one() {
+  ++finished_;
+  if (--outstanding_ == 0)
+    busy_ns_ += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - busy_since_).count());
+}
+
 void Runner::submit(const TaskHeader& h, const std::byte* payload, const Sink& sink) {
-  ++outstanding_;
+  add_outstanding();
   if (backlog_.empty() && try_start(h, payload, sink)) return;
   backlog_.push_back({h, std::vector<std::byte>(payload, payload + h.len)});
 }
@@ -47,7 +58,7 @@ bool Runner::try_start(const TaskHeader& h, const std::byte* payload, const Sink
     invoker = resolve(h.invoker);
     if (h.fn.module != CodeRef::kNone) fn = resolve(h.fn);
   } catch (const std::exception& e) {
-    --outstanding_;
+    finish_one();
     fail(h, Outcome::kTaskError, "inorder::mpi::UnknownCode", e.what(), sink);
     return true;
   }
@@ -56,7 +67,7 @@ bool Runner::try_start(const TaskHeader& h, const std::byte* payload, const Sink
   try {
     dst = core_.begin_put(h.len, false, inorder::detail::kNoWait, local);
   } catch (const QueueBroken& e) {
-    --outstanding_;
+    finish_one();
     fail(h, Outcome::kBroken, "", e.what(), sink);
     return true;
   }
@@ -73,21 +84,16 @@ bool Runner::try_start(const TaskHeader& h, const std::byte* payload, const Sink
 }
 
 BatchInfo Runner::take_busy() {
-  // Reading the Core's statistics walks its in-flight slots: at most once a
-  // millisecond; in between the time adds up for the next reading.
-  const auto t = Clock::now();
-  if (t - last_take_ < std::chrono::milliseconds(1)) return BatchInfo{0, 0};
-  last_take_ = t;
-  BatchInfo now{0, 0};
-  for (const auto& w : core_.stats().workers) {
-    now.busy_ns += static_cast<std::uint64_t>(w.busy.count());
-    now.tasks += w.tasks;
+  BatchInfo out{busy_ns_, finished_};
+  if (outstanding_ > 0) {  // the open period so far; the rest counts next time
+    const auto now = Clock::now();
+    out.busy_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - busy_since_).count());
+    busy_since_ = now;
   }
-  // A replaced worker starts its counts again: never report a negative delta.
-  BatchInfo delta{now.busy_ns >= seen_.busy_ns ? now.busy_ns - seen_.busy_ns : 0,
-                  now.tasks >= seen_.tasks ? now.tasks - seen_.tasks : 0};
-  seen_ = now;
-  return delta;
+  busy_ns_ = 0;
+  finished_ = 0;
+  return out;
 }
 
 std::size_t Runner::harvest(const Sink& sink, std::size_t max, Deadline deadline) {
@@ -105,7 +111,7 @@ std::size_t Runner::harvest(const Sink& sink, std::size_t max, Deadline deadline
     if (it == by_local_.end()) continue;  // cannot happen: every put is recorded
     const Pending p = it->second;
     by_local_.erase(it);
-    --outstanding_;
+    finish_one();
     ++n;
     ResultHeader r{};
     r.epoch = p.epoch;

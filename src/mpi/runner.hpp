@@ -36,14 +36,19 @@ class Runner {
   /// Hands finished results to `sink`, at most `max` of them; waits until
   /// `deadline` for the first one. Returns how many.
   std::size_t harvest(const Sink& sink, std::size_t max, Deadline deadline);
-  /// Worker time and finished tasks since the previous call (from the
-  /// Core's per-worker statistics).
+  /// Time this rank had tasks (submitted and not yet harvested) and tasks
+  /// finished, since the previous call.
   BatchInfo take_busy();
   /// Tasks submitted and not yet harvested.
   [[nodiscard]] std::size_t outstanding() const noexcept { return outstanding_; }
 
  private:
   bool try_start(const TaskHeader& h, const std::byte* payload, const Sink& sink);
+  /// One task more outstanding; starts a busy period when there were none.
+  void add_outstanding();
+  /// One task finished (harvested or failed at once); ends the busy period
+  /// when it was the last.
+  void finish_one();
   void fail(const TaskHeader& h, Outcome outcome, const std::string& type, const std::string& msg,
             const Sink& sink);
 
@@ -59,8 +64,15 @@ class Runner {
   std::unordered_map<std::uint32_t, Pending> by_local_;  ///< Core sequence -> global position
   std::deque<Waiting> backlog_;                          ///< in arrival order
   std::size_t outstanding_ = 0;                          ///< submitted, not yet harvested
-  BatchInfo seen_{0, 0};                                 ///< totals at the previous take_busy()
-  Clock::time_point last_take_{};                        ///< when take_busy() last read the Core
+  // Busy time is wall time with work outstanding: what the rank as a whole
+  // takes per task, its workers side by side, its own overhead included and
+  // the waits for work left out. (The Core's per-worker busy time is added
+  // up per streak of tasks, so a worker that never idles reports none for a
+  // long while and then all at once: sizing chunks by it swung them between
+  // 1 and max_chunk tasks.)
+  Clock::time_point busy_since_{};  ///< start of the busy period (outstanding_ > 0)
+  std::uint64_t busy_ns_ = 0;       ///< busy time of periods ended since take_busy()
+  std::uint64_t finished_ = 0;      ///< tasks finished since take_busy()
 };
 
 }  // namespace inorder::mpi::detail

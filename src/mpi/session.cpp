@@ -14,8 +14,8 @@
 // little that another could do. A chunk is sent before it is full when a
 // waiting call needs it (the oldest position is not dealt yet, or nothing runs
 // anywhere), after stop(), or when its oldest task has waited kFlushAfter.
-// Time per task is the rank's worker busy time per finished task divided by
-// its workers (BatchInfo), so transport latency does not shrink the chunks.
+// Time per task is the rank's wall time with tasks outstanding per finished
+// task (BatchInfo), so waiting for work does not shrink the chunks.
 #include <mpi.h>
 #include <unistd.h>
 #include <algorithm>
@@ -402,16 +402,14 @@ std::size_t SessionImpl::credit_of(const RankState& r) const {
 }
 
 void SessionImpl::on_batch(int from, const BatchInfo& info) {
-  // Time per task of the rank as a whole: its workers' busy time per task,
-  // divided by its workers (they run side by side). Queueing and transport
-  // time are left out, so a rank that waits for work is not taken for slow.
+  // Time per task of the rank as a whole: its wall time with tasks
+  // outstanding per task finished (its workers side by side). Time spent
+  // waiting for work is left out, so a rank that waits is not taken for slow.
   if (info.tasks == 0) return;
   RankState& r = ranks_[static_cast<std::size_t>(from)];
-  double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks) /
-                  static_cast<double>(r.workers);
-  // Workers add their busy time per streak of tasks, so a batch of tiny
-  // tasks can show none: count it as 1 ns per task, so the average stays a
-  // positive time (it is "very fast", not "unknown").
+  double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks);
+  // At least 1 ns, so the average stays a positive time ("very fast", not
+  // "unknown") whatever a clock with a coarse tick reports.
   sample = std::max(sample, 1.0);
   r.per_task_ns = r.per_task_ns <= 0 ? sample : 0.75 * r.per_task_ns + 0.25 * sample;
 }
@@ -496,9 +494,17 @@ bool SessionImpl::dispatch(bool urgent) {
     }
     if (best < 0) break;
     RankState& st = ranks_[static_cast<std::size_t>(best)];
-    const std::size_t want = std::min(best_free, chunk_of(st));
-    const std::size_t n = std::min(want, unsent);
-    if (n < chunk_of(st) && !urgent && !stopped && now - unsent_since < kFlushAfter) break;
+    const std::size_t chunk = chunk_of(st);
+    const std::size_t n = std::min({best_free, chunk, unsent});
+    // No slivers. A chunk smaller than the rank's chunk size goes only when a
+    // waiting call needs it (urgent, stopped), or when the rank is about to
+    // run dry (less than a chunk outstanding) and the unsent tasks have
+    // waited kFlushAfter. A rank that still holds work returns its results a
+    // few at a time; dealing each few credits as they came back made chunks
+    // of a handful of tiny tasks, and the cost of a message per handful ruled.
+    if (n < chunk && !urgent && !stopped &&
+        (st.outstanding >= chunk || now - unsent_since < kFlushAfter))
+      break;
     std::vector<std::byte> msg;
     std::size_t taken = 0;
     std::uint64_t s = next_unsent;
@@ -636,7 +642,9 @@ std::byte* SessionImpl::begin(std::size_t len, bool is_value, const TaskHeader& 
           ") is full and its oldest result waits for get(), which only this thread may call; "
           "take results between puts (or use try_put and get when it returns false)");
     if (deadline == kNoWait) {
-      progress(starving());
+      // With the oldest result ready, the caller's get() takes it at once:
+      // progress here would only add a probe of the network to every put.
+      if (entries.front().st != St::kDone) progress(starving());
       if (put_seq - base >= opts.window) return nullptr;
       break;
     }

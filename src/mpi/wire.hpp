@@ -47,11 +47,12 @@ struct ResultHeader {
   std::uint8_t reserved[3];
 };
 
-/// Opens every results message: the sending rank's worker time since its
-/// previous results message, which sizes its chunks (rank 0 divides).
+/// Opens every results message: how long the sending rank had tasks to run
+/// and how many it finished since its previous results message, which sizes
+/// its chunks.
 struct BatchInfo {
-  std::uint64_t busy_ns;  ///< time its workers spent running tasks
-  std::uint64_t tasks;    ///< tasks they finished meanwhile
+  std::uint64_t busy_ns;  ///< wall time with tasks outstanding on the rank
+  std::uint64_t tasks;    ///< tasks it finished meanwhile
 };
 
 /// Announces a split message: `total` bytes for tag `tag`, in parts of at most `part` bytes.

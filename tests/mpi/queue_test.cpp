@@ -263,6 +263,79 @@ TEST_F(MpiQueue, EveryRankGetsWork) {
   }
 }
 
+/// Tasks dealt and chunks sent, summed over the ranks, since `before`.
+std::pair<std::uint64_t, std::uint64_t> dealt_since(const inorder::mpi::QueueStats& before,
+                                                    const inorder::mpi::QueueStats& after) {
+  std::uint64_t tasks = 0, chunks = 0;
+  for (std::size_t r = 0; r < after.ranks.size(); ++r) {
+    tasks += after.ranks[r].dispatched - before.ranks[r].dispatched;
+    chunks += after.ranks[r].chunks - before.ranks[r].chunks;
+  }
+  return {tasks, chunks};
+}
+
+// Chunks carry about chunk_work (2 ms) of each rank's measured time per task.
+// Tasks of 2 ms on ranks of 2 workers take at least 1 ms per task, so once
+// measured they go out one or two at a time. (Measured by the workers' busy
+// time, which a worker that never idles adds up only every 1024 tasks, such
+// a stream read now and then as "no time at all" and went out in chunks of
+// max_chunk.)
+TEST_F(MpiQueue, TasksOfTwoMillisecondsGoOutOneOrTwoAtATime) {
+  inorder::mpi::ParallelQueue<std::uint64_t> q(session());
+  // Measured first: the Session keeps what earlier queues' tasks took.
+  constexpr std::uint64_t kWarmUp = 60, kTasks = 300;
+  std::uint64_t n = 0;
+  for (std::uint64_t i = 0; i < kWarmUp; ++i) q.put(square_after, i, std::uint32_t{2000});
+  for (; n < kWarmUp; ++n) EXPECT_EQ(q.get(), n * n);
+  const auto before = q.stats();
+  for (std::uint64_t i = kWarmUp; i < kWarmUp + kTasks; ++i)
+    q.put(square_after, i, std::uint32_t{2000});
+  q.stop();
+  while (auto r = q.get()) {
+    EXPECT_EQ(*r, n * n);
+    ++n;
+  }
+  EXPECT_EQ(n, kWarmUp + kTasks);
+  const auto after = q.stats();
+  const auto [tasks, chunks] = dealt_since(before, after);
+  ASSERT_GT(chunks, 0U);
+  const double per_chunk = static_cast<double>(tasks) / static_cast<double>(chunks);
+  std::printf("[ figures  ] %llu tasks of 2 ms in %llu chunks: %.1f per chunk; per task:",
+              static_cast<unsigned long long>(tasks), static_cast<unsigned long long>(chunks),
+              per_chunk);
+  for (const auto& r : after.ranks)
+    std::printf(" rank %d %.2f ms", r.rank, static_cast<double>(r.per_task.count()) / 1e6);
+  std::printf("\n");
+  EXPECT_LE(per_chunk, 2.5);
+}
+
+// A producer that puts one task per result taken (the window full) keeps
+// the ranks in whole chunks: credits that come back a few at a time are not
+// dealt a few tasks at a time.
+TEST_F(MpiQueue, TinyTasksPutOnePerResultGoOutInWholeChunks) {
+  inorder::mpi::ParallelQueue<std::uint64_t> q(session());
+  const auto before = q.stats();
+  constexpr std::uint64_t kTasks = 30'000;
+  std::uint64_t next = 0;
+  for (std::uint64_t i = 0; i < kTasks; ++i) {
+    while (!q.try_put([](std::uint64_t x) { return x; }, i)) {
+      const auto r = q.get();
+      ASSERT_TRUE(r.has_value());
+      ASSERT_EQ(*r, next++);
+    }
+  }
+  q.stop();
+  while (auto r = q.get()) ASSERT_EQ(*r, next++);
+  EXPECT_EQ(next, kTasks);
+  const auto [tasks, chunks] = dealt_since(before, q.stats());
+  ASSERT_GT(chunks, 0U);
+  const double per_chunk = static_cast<double>(tasks) / static_cast<double>(chunks);
+  std::printf("[ figures  ] %llu tiny tasks, one put per get: %llu chunks, %.1f per chunk\n",
+              static_cast<unsigned long long>(tasks), static_cast<unsigned long long>(chunks),
+              per_chunk);
+  EXPECT_GE(per_chunk, 16.0);
+}
+
 TEST_F(MpiQueue, PutIntoAWindowFullOfUntakenResultsThrowsInsteadOfHanging) {
   inorder::mpi::ParallelQueue<std::uint64_t> q(session());
   constexpr std::uint64_t kWindow = 8192;  // SessionOptions::window, left at its default
