@@ -12,27 +12,12 @@
 #               library-only build installed into a scratch --prefix, then
 #               pkg-config (with rpath, and with LD_LIBRARY_PATH) and CMake
 # usage: consumer_check.sh MODE BUILD_DIR SOURCE_ROOT CXX [SANITIZE]
-# SANITIZE is meson's b_sanitize value of the build under test ("none" if
-# unset): a sanitized library needs a sanitized consumer.
+# SANITIZE is meson's b_sanitize value of the build under test (see
+# consumer_setup.sh, which reads the arguments).
 set -euo pipefail
-mode=$1
-build=$2
-source_root=$3
-cxx=$4
-sanitize=${5:-none}
+# shellcheck source=tests/consumer_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/consumer_setup.sh"
 quickstart=$source_root/examples/quickstart.cpp
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-
-san_flags=()
-if [[ "$sanitize" != none ]]; then
-  san_flags=("-fsanitize=$sanitize")
-fi
-
-install_to_scratch() {
-  meson install -C "$build" --destdir "$scratch/root" --no-rebuild >"$scratch/install.log" 2>&1 ||
-    { cat "$scratch/install.log" >&2; exit 1; }
-}
 
 check_output() {
   local out

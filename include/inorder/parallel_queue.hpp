@@ -40,6 +40,7 @@
 #include "inorder/codec.hpp"
 #include "inorder/detail/core.hpp"
 #include "inorder/detail/deadline.hpp"
+#include "inorder/detail/put_checks.hpp"
 #include "inorder/errors.hpp"
 #include "inorder/options.hpp"
 #include "inorder/stats.hpp"
@@ -234,9 +235,7 @@ class ParallelQueue {
                                           F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<Fn&>) {
-      static_assert(std::is_convertible_v<F&&, R>,
-                    "inorder: put(x) with one argument passes x through, so x must convert to "
-                    "the queue's R (or be a callable taking no arguments)");
+      static_assert(detail::check_put_value<R, F&&>());
       if constexpr (std::is_same_v<Fn, R>) {
         return put_value_until_(deadline, f);  // encode in place: no temporary copy
       } else {
@@ -248,15 +247,8 @@ class ParallelQueue {
                     "are copied to a worker process. Capture only numbers and pointers (to memory "
                     "that existed when the workers were forked), pass data as arguments, or fix "
                     "the task at construction with SingleTaskQueue");
-      // An argument that cannot be encoded stops the build with the codec's own
-      // message for its type (e.g. "std::string_view ... send std::string").
-      static_assert((detail::explain_unencodable<std::decay_t<Args>>() && ...));
-      static_assert(std::is_invocable_v<Fn&, std::decay_t<Args>&&...>,
-                    "inorder: put(f, args...): f cannot be called with these argument types "
-                    "(it receives decoded copies, as rvalues)");
-      using Ret = std::invoke_result_t<Fn&, std::decay_t<Args>&&...>;
-      static_assert(std::is_convertible_v<Ret, R> || std::is_constructible_v<R, Ret>,
-                    "inorder: the task's return type must convert to the queue's result type R");
+      // The worker calls its own copy of f, which a `mutable` lambda may change.
+      static_assert(detail::check_put_task<R, Fn&, std::decay_t<Args>...>());
       const std::size_t bytes = sizeof(Fn) + (std::size_t{0} + ... + encoded_size(args));
       std::uint32_t seq = 0;
       std::byte* dst = core_.begin_put(bytes, false, deadline, seq);

@@ -178,10 +178,14 @@ struct Core::Impl {
   /// being taken, and stage only when none has been taken for
   /// kStageAfterIdle (see Core::begin_put).
   bool stage_unbounded = false;
-  /// `emit` when a put last gave up waiting for a taker; while emit stays
-  /// there, puts that find the ring full stage at once. Producers only.
-  std::atomic<std::uint32_t> gave_up_at{0};
-  std::atomic<bool> gave_up{false};
+  /// One fact in one word: a put gave up waiting for a taker when `emit` was
+  /// at the low 32 bits (kGaveUpBit set; 0 = no put ever gave up). While emit
+  /// stays there, puts that find the ring full stage at once. Producers only,
+  /// paired with nothing: it is a hint read next to an acquire load of emit,
+  /// and a stale value only makes a put wait one more slice or stage one
+  /// slice early, so relaxed is enough.
+  static constexpr std::uint64_t kGaveUpBit = std::uint64_t{1} << 32;
+  std::atomic<std::uint64_t> gave_up_at{0};
 
   /// The pending stage (Options::max_pending). An entry exists for sequence
   /// s from the producer's claim of s until s is moved into its slot; the
@@ -584,8 +588,8 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
     if (m.stage_unbounded && deadline != kNoWait && !stop_waiting) {
       const std::uint32_t e0 = c.emit.load(std::memory_order_acquire);
       const bool never_taken = e0 == m.opts.first_sequence;
-      const bool idle_since_giving_up = m.gave_up.load(std::memory_order_relaxed) &&
-                                        m.gave_up_at.load(std::memory_order_relaxed) == e0;
+      const bool idle_since_giving_up =
+          m.gave_up_at.load(std::memory_order_relaxed) == (Impl::kGaveUpBit | e0);
       if (!never_taken && !idle_since_giving_up) {
         std::uint32_t seen = e0;
         for (;;) {
@@ -597,8 +601,7 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
             break;  // the slot or the claim moved: look again
           const std::uint32_t e = c.emit.load(std::memory_order_acquire);
           if (e == seen) {  // nothing taken for a whole slice: stage from now on
-            m.gave_up_at.store(e, std::memory_order_relaxed);
-            m.gave_up.store(true, std::memory_order_relaxed);
+            m.gave_up_at.store(Impl::kGaveUpBit | e, std::memory_order_relaxed);
             stop_waiting = true;
             break;
           }

@@ -4,22 +4,13 @@
 #   pkgconfig   compile with the flags `pkg-config inorder-mpi` reports
 #   cmake       find_package(inorder) and target inorder::mpi
 # usage: consumer_check.sh MODE BUILD_DIR SOURCE_ROOT CXX [SANITIZE]
+# (the arguments are read by ../consumer_setup.sh, shared with ../consumer_check.sh)
 set -euo pipefail
-mode=$1
-build=$2
-source_root=$3
-cxx=$4
-sanitize=${5:-none}
+# shellcheck source=tests/consumer_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../consumer_setup.sh"
 here=$source_root/tests/mpi
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-san_flags=()
-if [[ "$sanitize" != none ]]; then
-  san_flags=("-fsanitize=$sanitize")
-fi
 
-meson install -C "$build" --destdir "$scratch/root" --no-rebuild >"$scratch/install.log" 2>&1 ||
-  { cat "$scratch/install.log" >&2; exit 1; }
+install_to_scratch
 prefix_root=$(find "$scratch/root" -path '*/include/inorder/mpi.hpp' | head -n 1)
 [[ -n "$prefix_root" ]] || { echo "FAIL: inorder/mpi.hpp was not installed" >&2; exit 1; }
 prefix_root=${prefix_root%/include/inorder/mpi.hpp}

@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "inorder/codec.hpp"
+#include "inorder/detail/put_checks.hpp"
 #include "inorder/errors.hpp"
 #include "inorder/mpi/detail/engine.hpp"
 #include "inorder/mpi/errors.hpp"
@@ -172,9 +173,7 @@ class ParallelQueue {
                                           F&& f, Args&&... args) {
     using Fn = std::decay_t<F>;
     if constexpr (sizeof...(Args) == 0 && !std::is_invocable_v<const Fn&>) {
-      static_assert(std::is_convertible_v<F&&, R>,
-                    "inorder: put(x) with one argument passes x through, so x must convert to "
-                    "the queue's R (or be a callable taking no arguments)");
+      static_assert(inorder::detail::check_put_value<R, F&&>());
       return value_until_(deadline, static_cast<R>(std::forward<F>(f)));
     } else {
       static_assert(detail::kIsPortableCallable<Fn>,
@@ -184,12 +183,9 @@ class ParallelQueue {
                     "arguments");
       static_assert((Encodable<std::decay_t<Args>> && ...),
                     "inorder: every argument of put() must be encodable; see docs/codec.md");
-      static_assert(std::is_invocable_v<const Fn&, std::decay_t<Args>&&...>,
-                    "inorder: put(f, args...): f cannot be called with these argument types "
-                    "(it receives decoded copies, as rvalues)");
-      using Ret = std::invoke_result_t<const Fn&, std::decay_t<Args>&&...>;
-      static_assert(std::is_convertible_v<Ret, R> || std::is_constructible_v<R, Ret>,
-                    "inorder: the task's return type must convert to the queue's result type R");
+      // The same checks as inorder::ParallelQueue::put(); every process calls
+      // the one callable through a const reference.
+      static_assert(inorder::detail::check_put_task<R, const Fn&, std::decay_t<Args>...>());
       const Fn fn = f;
       detail::CodeRef fn_ref;
       if constexpr (detail::kIsFunctionPointer<Fn>)
