@@ -307,6 +307,15 @@ TEST_F(MpiQueue, TasksOfTwoMillisecondsGoOutOneOrTwoAtATime) {
     std::printf(" rank %d %.2f ms", r.rank, static_cast<double>(r.per_task.count()) / 1e6);
   std::printf("\n");
   EXPECT_LE(per_chunk, 2.5);
+  // Each rank that ran tasks here measured about 1 ms per task (2 ms over 2
+  // workers; more on a busy machine), never "no time" and never the lump of
+  // a whole streak.
+  for (std::size_t k = 0; k < after.ranks.size(); ++k) {
+    const auto& r = after.ranks[k];
+    if (r.completed - before.ranks[k].completed < 20) continue;
+    EXPECT_GE(r.per_task, std::chrono::microseconds(300)) << "rank " << r.rank;
+    EXPECT_LE(r.per_task, std::chrono::milliseconds(10)) << "rank " << r.rank;
+  }
 }
 
 // A producer that puts one task per result taken (the window full) keeps
