@@ -48,6 +48,10 @@ namespace {
 constexpr std::size_t kLocalCapacity = 2048;
 /// A partly filled chunk waits at most this long for more puts.
 constexpr auto kFlushAfter = std::chrono::microseconds(500);
+/// A rank's time per task is sampled over at least this much busy time ...
+constexpr std::chrono::nanoseconds kSampleWork = std::chrono::milliseconds(2);
+/// ... or this many tasks, whichever comes first.
+constexpr std::uint64_t kSampleTasks = 64;
 /// A results message carries at most this many results (more go in the next).
 constexpr std::size_t kMaxResultsPerMessage = 4096;
 /// A serving rank sends a heartbeat before copying a result this large.
@@ -133,6 +137,8 @@ class SessionImpl {
     unsigned workers = 1;
     std::size_t outstanding = 0;     ///< tasks dealt and not yet answered (any queue)
     double per_task_ns = 0;          ///< EWMA of measured time per task; 0: unknown
+    std::uint64_t sample_ns = 0;     ///< busy time gathered for the next sample
+    std::uint64_t sample_tasks = 0;  ///< tasks gathered for the next sample
     Clock::time_point last_heard{};  ///< last message of any kind
     std::uint64_t dispatched = 0, completed = 0, chunks = 0;
     bool bye = false;
@@ -405,9 +411,20 @@ void SessionImpl::on_batch(int from, const BatchInfo& info) {
   // Time per task of the rank as a whole: its wall time with tasks
   // outstanding per task finished (its workers side by side). Time spent
   // waiting for work is left out, so a rank that waits is not taken for slow.
-  if (info.tasks == 0) return;
   RankState& r = ranks_[static_cast<std::size_t>(from)];
-  double sample = static_cast<double>(info.busy_ns) / static_cast<double>(info.tasks);
+  r.sample_ns += info.busy_ns;
+  r.sample_tasks += info.tasks;
+  // Once a first figure is known, one sample per kSampleWork of busy time or
+  // kSampleTasks tasks, whichever comes first: a results message can carry
+  // two tasks that finished a moment after the previous message, and a ratio
+  // over so short a time says little.
+  if (r.sample_tasks == 0) return;
+  if (r.per_task_ns > 0 && r.sample_ns < static_cast<std::uint64_t>(kSampleWork.count()) &&
+      r.sample_tasks < kSampleTasks)
+    return;
+  double sample = static_cast<double>(r.sample_ns) / static_cast<double>(r.sample_tasks);
+  r.sample_ns = 0;
+  r.sample_tasks = 0;
   // At least 1 ns, so the average stays a positive time ("very fast", not
   // "unknown") whatever a clock with a coarse tick reports.
   sample = std::max(sample, 1.0);

@@ -342,7 +342,9 @@ TEST_F(MpiQueue, TinyTasksPutOnePerResultGoOutInWholeChunks) {
   std::printf("[ figures  ] %llu tiny tasks, one put per get: %llu chunks, %.1f per chunk\n",
               static_cast<unsigned long long>(tasks), static_cast<unsigned long long>(chunks),
               per_chunk);
-  EXPECT_GE(per_chunk, 16.0);
+  // Dealt as credits came back, this was 6 to 7 tasks per chunk; whole
+  // chunks give 40 to 300 here (fewer under the sanitizers).
+  EXPECT_GE(per_chunk, 12.0);
 }
 
 TEST_F(MpiQueue, PutIntoAWindowFullOfUntakenResultsThrowsInsteadOfHanging) {
