@@ -56,8 +56,6 @@ constexpr std::uint64_t kSampleTasks = 64;
 constexpr std::size_t kMaxResultsPerMessage = 4096;
 /// A serving rank sends a heartbeat before copying a result this large.
 constexpr std::size_t kLargeResult = std::size_t{4} << 20;
-/// Exit status of a job rank 0 ends on purpose (MPI_Abort).
-constexpr int kAbortStatus = 75;
 
 /// Only one Session per process: MPI is initialised once.
 bool g_session_exists = false;  // touched only by the thread constructing Sessions
@@ -74,13 +72,6 @@ struct Hello {
 void append(std::vector<std::byte>& out, const void* p, std::size_t n) {
   const auto* b = static_cast<const std::byte*>(p);
   out.insert(out.end(), b, b + n);
-}
-
-[[noreturn]] void abort_job(const std::string& message) {
-  std::fprintf(stderr, "%s\n", message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, kAbortStatus);
-  std::_Exit(kAbortStatus);  // not reached: MPI_Abort does not return
 }
 
 }  // namespace

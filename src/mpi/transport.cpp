@@ -14,14 +14,18 @@
 namespace inorder::mpi::detail {
 namespace {
 
-/// Exit status of a job ended because a message stalled (as kAbortStatus).
-constexpr int kStallStatus = 75;
-
 void check(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw std::runtime_error(std::string("inorder::mpi: ") + what + " failed");
 }
 
 }  // namespace
+
+void abort_job(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, kAbortStatus);
+  std::_Exit(kAbortStatus);  // not reached: MPI_Abort does not return
+}
 
 std::chrono::microseconds Backoff::next() noexcept {
   ++rounds_;
@@ -108,12 +112,10 @@ void Transport::wait(MPI_Request* reqs, int n, int source, const std::function<v
     if (std::chrono::steady_clock::now() - since > stall_limit_) {
       int self = 0;
       MPI_Comm_rank(MPI_COMM_WORLD, &self);
-      std::fprintf(stderr,
-                   "inorder::mpi: rank %d: a message from rank %d started arriving %lld ms ago "
-                   "and has not completed (sender stopped or unreachable); ending the job\n",
-                   self, source, static_cast<long long>(stall_limit_.count()));
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, kStallStatus);
+      abort_job("inorder::mpi: rank " + std::to_string(self) + ": a message from rank " +
+                std::to_string(source) + " started arriving " +
+                std::to_string(stall_limit_.count()) +
+                " ms ago and has not completed (sender stopped or unreachable); ending the job");
     }
     poll_sends();  // our own outgoing parts may be what the peer waits for
     if (idle) idle();

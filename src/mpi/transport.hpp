@@ -16,14 +16,24 @@
 #pragma once
 
 #include <mpi.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace inorder::mpi::detail {
+
+/// Exit status of a job inorder ends on purpose (MPI_Abort).
+inline constexpr int kAbortStatus = 75;
+
+/// Prints `message` on stderr and ends the whole job (MPI_Abort): for faults
+/// no rank can recover from (a rank gone silent, a message that stopped
+/// arriving, a binary mismatch).
+[[noreturn]] void abort_job(const std::string& message);
 
 /// Spin briefly, then sleep with a growing step (up to 1 ms): an idle rank
 /// must leave the cores to the workers. Open MPI's blocking waits spin, even

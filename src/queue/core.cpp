@@ -58,7 +58,6 @@ struct Validated {
   std::size_t inline_bytes;
   std::size_t spill_bytes;
   std::size_t max_pending;
-  bool stage_unbounded;  ///< Options::max_pending left unset (see Core::begin_put)
 };
 
 /// Options::retries, or its deprecated spelling Options::lives.
@@ -126,7 +125,6 @@ Validated validate(const Options& o) {
   if (o.shutdown_grace.count() < 0)
     throw std::invalid_argument("inorder: Options::shutdown_grace must not be negative");
   v.max_pending = std::min(o.max_pending.value_or(kMaxPending), kMaxPending);
-  v.stage_unbounded = !o.max_pending.has_value();
   return v;
 }
 
@@ -174,10 +172,6 @@ struct Core::Impl {
   Options opts;
   Region r;
   std::size_t max_pending = 0;  ///< Validated::max_pending
-  /// max_pending unset: a full ring makes put() wait while results are
-  /// being taken, and stage only when none has been taken for
-  /// kStageAfterIdle (see Core::begin_put).
-  bool stage_unbounded = false;
   /// One fact in one word: a put gave up waiting for a taker when `emit` was
   /// at the low 32 bits (kGaveUpBit set; 0 = no put ever gave up). While emit
   /// stays there, puts that find the ring full stage at once. Producers only,
@@ -402,7 +396,6 @@ struct Core::Impl {
 Core::Core(const Options& opts) : impl_(std::make_unique<Impl>(opts)) {
   const Validated v = validate(opts);
   impl_->max_pending = v.max_pending;
-  impl_->stage_unbounded = v.stage_unbounded;
   impl_->map_region(v);
   impl_->init_control(v);
   impl_->start_supervisor();
@@ -590,7 +583,7 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
     // taking results (a producer beside a consumer gets backpressure, and
     // pays nothing for staging); stage when nobody has taken one for
     // kStageAfterIdle, or never has (this thread puts everything first).
-    if (m.stage_unbounded && deadline != kNoWait && !stop_waiting) {
+    if (!m.opts.max_pending && deadline != kNoWait && !stop_waiting) {
       const std::uint32_t e0 = c.emit.load(std::memory_order_acquire);
       const bool never_taken = e0 == m.opts.first_sequence;
       const bool idle_since_giving_up =

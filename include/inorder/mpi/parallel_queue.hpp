@@ -181,8 +181,6 @@ class ParallelQueue {
                     "lambda without captures: the task runs in another process, maybe on another "
                     "host, where only its code and its encoded arguments exist. Pass data as "
                     "arguments");
-      static_assert((Encodable<std::decay_t<Args>> && ...),
-                    "inorder: every argument of put() must be encodable; see docs/codec.md");
       // The same checks as inorder::ParallelQueue::put(); every process calls
       // the one callable through a const reference.
       static_assert(inorder::detail::check_put_task<R, const Fn&, std::decay_t<Args>...>());
