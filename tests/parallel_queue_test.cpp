@@ -4,6 +4,7 @@
 // shared memory (SharedBlock, created before the queue forks its workers)
 // that the test sets in a chosen order.
 #include <gtest/gtest.h>
+#include <inorder/detail/config.hpp>
 #include <inorder/inorder.hpp>
 
 #include <sched.h>
@@ -30,6 +31,7 @@
 
 namespace {
 
+using inorder_test::scaled;
 using inorder_test::SharedBlock;
 using inorder_test::wait_until;
 
@@ -412,10 +414,12 @@ TEST_F(ParallelQueueTest, LargeResultsOneAtATimeReuseOneWarmArea) {
 TEST_F(ParallelQueueTest, WarmResultAreasStayWithinTheirBudget) {
   // 100 results of 1 MiB finished before any is taken hold 100 areas; once
   // they are taken, at most 64 MiB of them stay warm (docs/parallel_queue.md).
+  // After a large result a worker runs at most 2 x workers positions ahead
+  // (detail::kRunAheadBytes), so 50 workers are needed to hold 100 at once.
   constexpr std::size_t kSpill = (std::size_t{2} << 20) + 4096;
   constexpr int kResults = 100;
   inorder::ParallelQueue<std::string> q(
-      {.workers = 2, .window = 128, .capacity = 128, .max_spill_bytes = kSpill});
+      {.workers = 50, .window = 128, .capacity = 128, .max_spill_bytes = kSpill});
   for (int i = 0; i < kResults; ++i) q.put(mebibyte_result, i);
   ASSERT_TRUE(wait_until([&] { return q.stats().waiting_in_window == kResults; }));
   for (int i = 0; i < kResults; ++i) {
@@ -428,6 +432,50 @@ TEST_F(ParallelQueueTest, WarmResultAreasStayWithinTheirBudget) {
               rss);
   EXPECT_LE(rss, 65 * 1024) << "more than the 64 MiB budget stayed warm";
   EXPECT_GE(rss, 32 * 1024) << "the budget was not used: areas were returned at once";
+}
+
+TEST_F(ParallelQueueTest, LargeResultsKeepAWorkerAFewPositionsAheadOfGet) {
+  // With the default window (1024) a worker would run every task below
+  // emit + 1024. After a result of 1 MiB (plus its 8-byte length) it stops
+  // kRunAheadBytes / that = 7 positions ahead of the next result get()
+  // returns, and goes on as results are taken.
+  const std::size_t kAhead =
+      inorder::detail::kRunAheadBytes / inorder::encoded_size(mebibyte_result(0));
+  ASSERT_EQ(kAhead, 7u);
+  constexpr int kTasks = 64;
+  inorder::ParallelQueue<std::string> q({.workers = 1, .max_spill_bytes = std::size_t{2} << 20});
+  ASSERT_EQ(q.stats().window, 1024u);
+  for (int i = 0; i < kTasks; ++i) q.put(mebibyte_result, i);
+  ASSERT_TRUE(wait_until([&] { return q.stats().waiting_in_window == kAhead; }))
+      << q.stats().waiting_in_window << " finished";
+  // The worker is at its gate. A worker that ignored the gate would run a
+  // task every millisecond or so: give it a chance to.
+  std::this_thread::sleep_for(scaled(std::chrono::milliseconds(100)));
+  EXPECT_EQ(q.stats().waiting_in_window, kAhead) << "the worker ran past its run-ahead";
+  for (int i = 0; i < kTasks; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->size(), std::size_t{1} << 20);
+    ASSERT_EQ(r->back(), static_cast<char>('a' + i % 26)) << "result " << i;
+    EXPECT_LE(q.stats().waiting_in_window, kAhead) << "after result " << i;
+  }
+}
+
+TEST_F(ParallelQueueTest, JoinBeforeGetFinishesLargeResultsTheWindowAdmits) {
+  // The shorter run-ahead after large results ends with stop(): join() before
+  // any get() finishes all 40 tasks (the window admits 1024), as it does for
+  // small results, instead of waiting for a get() that comes only after it.
+  constexpr int kTasks = 40;
+  inorder::ParallelQueue<std::string> q({.workers = 1, .max_spill_bytes = std::size_t{2} << 20});
+  for (int i = 0; i < kTasks; ++i) q.put(mebibyte_result, i);
+  ASSERT_TRUE(q.join(scaled(std::chrono::seconds(20)))) << "workers stopped at the run-ahead";
+  EXPECT_EQ(q.stats().waiting_in_window, std::size_t{kTasks});
+  for (int i = 0; i < kTasks; ++i) {
+    const auto r = q.get();
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->back(), static_cast<char>('a' + i % 26)) << "result " << i;
+  }
+  EXPECT_FALSE(q.get().has_value());
 }
 
 /// A result whose encoding kills the worker once the destination is reserved

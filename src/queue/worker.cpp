@@ -1,13 +1,15 @@
 // src/queue/worker.cpp: the loop every worker process runs after fork.
 //
 // A worker repeatedly: waits until the task at `dispatch` is inside the
-// window, claims it with one CAS on the slot's state (kReady -> kRunning with
-// its own index), runs it, writes the result into the slot and publishes
-// kDone with a release store. It touches no lock and no shared state other
-// than the slot it owns, the dispatch hint and its own WorkerRecord.
+// window (shortened after large results, see run_ahead_after), claims it
+// with one CAS on the slot's state (kReady -> kRunning with its own index),
+// runs it, writes the result into the slot and publishes kDone with a
+// release store. It touches no lock and no shared state other than the slot
+// it owns, the dispatch hint and its own WorkerRecord.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -49,7 +51,9 @@ class Worker {
   /// task dispatched; true when this process leaves to be recycled between
   /// tasks (Options::max_tasks_per_worker / max_worker_rss).
   bool run() {
-    gate_ = c_.emit.load(std::memory_order_acquire) + c_.window;
+    span_ = c_.window;
+    emit_seen_ = c_.emit.load(std::memory_order_acquire);
+    gate_ = emit_seen_ + span_;
     busy_since_ = now_ns();
     for (;;) {
       if (c_.shutdown.load(std::memory_order_relaxed)) break;
@@ -93,12 +97,34 @@ class Worker {
     return false;
   }
 
-  /// The window gate: d may start only if d < emit + window. The limit is
-  /// cached and emit re-read only when d reaches it.
+  /// The window gate: d may start only if d < emit + span_ (span_ <=
+  /// window). The limit is cached and emit re-read only when d reaches it.
   bool inside_window(std::uint32_t d) noexcept {
     if (before(d, gate_)) return true;
-    gate_ = c_.emit.load(std::memory_order_acquire) + c_.window;
+    if (!draining_ && c_.closed.load(std::memory_order_acquire) != 0) {
+      draining_ = true;  // see run_ahead_after
+      span_ = c_.window;
+    }
+    emit_seen_ = c_.emit.load(std::memory_order_acquire);
+    gate_ = emit_seen_ + span_;
     return before(d, gate_);
+  }
+
+  /// How far ahead of emit this worker starts tasks after a result of
+  /// `bytes`: the whole window after an inline result; after a larger one,
+  /// kRunAheadBytes worth of such results, but never fewer than 2 x workers
+  /// positions (every worker busy, with one task of slack each). Results that
+  /// leave the slot use the result areas, most recently freed first: a short
+  /// run-ahead keeps cycling through a few areas that are still in cache,
+  /// where a long one streams through cold memory (docs/design.md, "Results
+  /// of any size"). The task at emit is always inside, so this never stalls.
+  /// Once the queue is stopped the whole window applies again: join() before
+  /// get() then finishes every task the window admits, as with small results.
+  std::uint32_t run_ahead_after(std::size_t bytes) const noexcept {
+    if (bytes <= c_.inline_bytes || draining_) return c_.window;
+    const std::size_t floor = std::min<std::size_t>(2 * std::size_t{c_.workers}, c_.window);
+    return static_cast<std::uint32_t>(
+        std::clamp<std::size_t>(kRunAheadBytes / bytes, floor, c_.window));
   }
 
   /// Gated at d: sleeps until emit moves (or dispatch, stop, shutdown).
@@ -110,7 +136,7 @@ class Worker {
     mark_idle();
     c_.progress_ec.await(
         [&] {
-          return before(d, c_.emit.load(std::memory_order_acquire) + c_.window) ||
+          return before(d, c_.emit.load(std::memory_order_acquire) + span_) ||
                  c_.dispatch.load(std::memory_order_acquire) != d ||
                  c_.closed.load(std::memory_order_acquire) != closed ||
                  c_.shutdown.load(std::memory_order_relaxed) != 0;
@@ -251,6 +277,10 @@ class Worker {
     h.result_spilled = sink.spilled;
     h.result_error = error;
     h.result_pid = pid_;
+    if (const std::uint32_t span = run_ahead_after(sink.reserved); span != span_) {
+      span_ = span;
+      gate_ = emit_seen_ + span_;
+    }
     h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
     c_.result_ec.notify_all();
     rec_.tasks.fetch_add(1, std::memory_order_relaxed);
@@ -280,8 +310,11 @@ class Worker {
   bool init_failed_ = false;
   std::string init_type_;
   std::string init_message_;
-  std::uint32_t gate_ = 0;               ///< cached emit + window (inside_window)
-  std::uint64_t busy_since_ = 0;         ///< start of the current busy streak (ns)
+  std::uint32_t span_ = 0;        ///< positions ahead of emit this worker may start (<= window)
+  std::uint32_t emit_seen_ = 0;   ///< emit as last read by inside_window
+  bool draining_ = false;         ///< saw the queue stopped: span_ is the whole window
+  std::uint32_t gate_ = 0;        ///< cached emit_seen_ + span_ (inside_window)
+  std::uint64_t busy_since_ = 0;  ///< start of the current busy streak (ns)
   std::uint64_t tasks_since_flush_ = 0;  ///< tasks since busy time was last added
   std::uint64_t tasks_run_ = 0;          ///< tasks this process has run (for recycling)
   bool idle_ = false;                    ///< between busy streaks
