@@ -297,6 +297,12 @@ struct Core::Impl {
   /// owners), and warm_total is shared by concurrent getters.
   std::vector<std::size_t> area_warm;
   std::atomic<std::size_t> warm_total{0};
+  /// Set by the first begin_get_any; never cleared. Until then every result
+  /// was taken in order by begin_get, which moves emit itself, so end_get
+  /// skips advance_emit and its read of the next slot (a line the worker is
+  /// still writing: reading it early costs a second transfer). Relaxed: it is
+  /// set by the thread that then calls end_get for that view.
+  std::atomic<bool> completion_order_used{false};
   void* spill_map = nullptr;
   std::size_t spill_total = 0;
 
@@ -772,6 +778,8 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
 GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
   const Region& r = impl_->r;
   Control& c = *r.ctl;
+  if (!impl_->completion_order_used.load(std::memory_order_relaxed))
+    impl_->completion_order_used.store(true, std::memory_order_relaxed);
   for (;;) {
     advance_emit(r);
     const std::uint32_t n = c.emit.load(std::memory_order_acquire);
@@ -831,7 +839,8 @@ void Core::end_get(const ResultView& view) noexcept {
   if (h.result_area != 0) impl_->free_area(h.result_area - 1, h.result_len);
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
-  advance_emit(r);                           // a no-op unless results were taken out of order
+  // Only results taken out of order leave emit behind (see completion_order_used).
+  if (impl_->completion_order_used.load(std::memory_order_relaxed)) advance_emit(r);
   c.progress_ec.notify_all();  // its fence also orders the store above before try_move's load
   impl_->try_move(view.seq + c.capacity);  // the next lap of this slot may wait in the parent
 }

@@ -283,7 +283,9 @@ class Worker {
     }
     h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
     c_.result_ec.notify_all();
-    rec_.tasks.fetch_add(1, std::memory_order_relaxed);
+    // This process is the record's only writer: a plain increment, not a
+    // locked one (which would wait for the slot's stores to drain first).
+    rec_.tasks.store(rec_.tasks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   /// With Options::retry_exceptions, a task that threw and has retries left goes
