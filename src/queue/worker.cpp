@@ -132,6 +132,9 @@ class Worker {
   /// for a getter that may never come (join() waits for us).
   bool wait_at_gate(std::uint32_t d) {
     const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
+    // Stopped after inside_window looked: go back and let it widen the gate
+    // to the whole window (the wait below would never see `closed` change).
+    if (closed != 0 && !draining_) return true;
     if (stopped_and_drained(d)) return false;
     mark_idle();
     c_.progress_ec.await(
