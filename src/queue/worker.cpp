@@ -53,7 +53,6 @@ class Worker {
   bool run() {
     span_ = c_.window;
     emit_seen_ = c_.emit.load(std::memory_order_acquire);
-    gate_ = emit_seen_ + span_;
     busy_since_ = now_ns();
     for (;;) {
       if (c_.shutdown.load(std::memory_order_relaxed)) break;
@@ -98,16 +97,15 @@ class Worker {
   }
 
   /// The window gate: d may start only if d < emit + span_ (span_ <=
-  /// window). The limit is cached and emit re-read only when d reaches it.
+  /// window). emit is re-read only when d reaches the cached limit; so is
+  /// `closed`, which widens span_ to the whole window once the queue is
+  /// stopped (see run_ahead_after) and is the value wait_at_gate waits on.
   bool inside_window(std::uint32_t d) noexcept {
-    if (before(d, gate_)) return true;
-    if (!draining_ && c_.closed.load(std::memory_order_acquire) != 0) {
-      draining_ = true;  // see run_ahead_after
-      span_ = c_.window;
-    }
+    if (before(d, emit_seen_ + span_)) return true;
+    closed_seen_ = c_.closed.load(std::memory_order_acquire);
+    if (closed_seen_ != 0) span_ = c_.window;
     emit_seen_ = c_.emit.load(std::memory_order_acquire);
-    gate_ = emit_seen_ + span_;
-    return before(d, gate_);
+    return before(d, emit_seen_ + span_);
   }
 
   /// How far ahead of emit this worker starts tasks after a result of
@@ -121,20 +119,19 @@ class Worker {
   /// Once the queue is stopped the whole window applies again: join() before
   /// get() then finishes every task the window admits, as with small results.
   std::uint32_t run_ahead_after(std::size_t bytes) const noexcept {
-    if (bytes <= c_.inline_bytes || draining_) return c_.window;
+    if (bytes <= c_.inline_bytes || closed_seen_ != 0) return c_.window;
     const std::size_t floor = std::min<std::size_t>(2 * std::size_t{c_.workers}, c_.window);
     return static_cast<std::uint32_t>(
         std::clamp<std::size_t>(kRunAheadBytes / bytes, floor, c_.window));
   }
 
-  /// Gated at d: sleeps until emit moves (or dispatch, stop, shutdown).
-  /// False if stopped with every task dispatched: leave now rather than wait
-  /// for a getter that may never come (join() waits for us).
+  /// Gated at d, right after inside_window(d) said no: sleeps until emit
+  /// moves (or dispatch, stop, shutdown). False if stopped with every task
+  /// dispatched: leave now rather than wait for a getter that may never come
+  /// (join() waits for us). It waits on the `closed` inside_window read, so a
+  /// stop() since then wakes it at once and the gate is widened.
   bool wait_at_gate(std::uint32_t d) {
-    const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
-    // Stopped after inside_window looked: go back and let it widen the gate
-    // to the whole window (the wait below would never see `closed` change).
-    if (closed != 0 && !draining_) return true;
+    const std::uint32_t closed = closed_seen_;
     if (stopped_and_drained(d)) return false;
     mark_idle();
     c_.progress_ec.await(
@@ -280,10 +277,7 @@ class Worker {
     h.result_spilled = sink.spilled;
     h.result_error = error;
     h.result_pid = pid_;
-    if (const std::uint32_t span = run_ahead_after(sink.reserved); span != span_) {
-      span_ = span;
-      gate_ = emit_seen_ + span_;
-    }
+    span_ = run_ahead_after(sink.reserved);
     h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
     c_.result_ec.notify_all();
     // This process is the record's only writer: a plain increment, not a
@@ -315,11 +309,10 @@ class Worker {
   bool init_failed_ = false;
   std::string init_type_;
   std::string init_message_;
-  std::uint32_t span_ = 0;        ///< positions ahead of emit this worker may start (<= window)
-  std::uint32_t emit_seen_ = 0;   ///< emit as last read by inside_window
-  bool draining_ = false;         ///< saw the queue stopped: span_ is the whole window
-  std::uint32_t gate_ = 0;        ///< cached emit_seen_ + span_ (inside_window)
-  std::uint64_t busy_since_ = 0;  ///< start of the current busy streak (ns)
+  std::uint32_t span_ = 0;         ///< positions ahead of emit this worker may start (<= window)
+  std::uint32_t emit_seen_ = 0;    ///< emit as last read by inside_window
+  std::uint32_t closed_seen_ = 0;  ///< Control::closed as last read by inside_window
+  std::uint64_t busy_since_ = 0;   ///< start of the current busy streak (ns)
   std::uint64_t tasks_since_flush_ = 0;  ///< tasks since busy time was last added
   std::uint64_t tasks_run_ = 0;          ///< tasks this process has run (for recycling)
   bool idle_ = false;                    ///< between busy streaks
