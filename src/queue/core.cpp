@@ -740,10 +740,12 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     // Task n exists (put and not yet finished): it will finish or the queue
     // breaks. Otherwise n may never be put: look at put_word for the end.
     const bool put_already = state_seq(st) == n && state_phase(st) != kFree;
-    // Read before put_word: a stop() after this read changes `closed`, one
-    // before it is seen in put_word (close_puts sets put_word first).
+    // Read before put_word: a stop() after this read changes `closed` and
+    // wakes the wait below, one before it is seen in put_word (close_puts
+    // sets put_word first). Until then put_word, the producers' hottest
+    // line, is not read at all.
     const std::uint32_t closed = c.closed.load(std::memory_order_acquire);
-    if (!put_already) {
+    if (!put_already && closed != 0) {
       const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
       if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
     }

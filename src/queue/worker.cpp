@@ -132,7 +132,7 @@ class Worker {
   /// stop() since then wakes it at once and the gate is widened.
   bool wait_at_gate(std::uint32_t d) {
     const std::uint32_t closed = closed_seen_;
-    if (stopped_and_drained(d)) return false;
+    if (closed != 0 && stopped_and_drained(d)) return false;
     mark_idle();
     c_.progress_ec.await(
         [&] {
@@ -197,12 +197,12 @@ class Worker {
   /// that has not published. Sleeps until the slot changes. False if stopped
   /// with every task dispatched.
   bool wait_for_task(std::uint32_t d, SlotHeader& h, std::uint64_t st) {
-    // put_word is read only here, off the path of a task that is ready: it
-    // is the producers' hottest line. `closed` is read first: a stop() after
-    // that read changes it, one before it shows in put_word (close_puts sets
-    // put_word first).
+    // put_word is the producers' hottest line: it is read only once the
+    // queue is stopped. `closed` is read first: a stop() after that read
+    // changes it and wakes the wait below, one before it shows in put_word
+    // (close_puts sets put_word first).
     const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
-    if (stopped_and_drained(d)) return false;
+    if (closed != 0 && stopped_and_drained(d)) return false;
     mark_idle();
     c_.task_ec.await(
         [&] {
