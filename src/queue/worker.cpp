@@ -132,7 +132,7 @@ class Worker {
   /// stop() since then wakes it at once and the gate is widened.
   bool wait_at_gate(std::uint32_t d) {
     const std::uint32_t closed = closed_seen_;
-    if (closed != 0 && stopped_and_drained(d)) return false;
+    if (stopped_and_drained(d, closed)) return false;
     mark_idle();
     c_.progress_ec.await(
         [&] {
@@ -197,12 +197,8 @@ class Worker {
   /// that has not published. Sleeps until the slot changes. False if stopped
   /// with every task dispatched.
   bool wait_for_task(std::uint32_t d, SlotHeader& h, std::uint64_t st) {
-    // put_word is the producers' hottest line: it is read only once the
-    // queue is stopped. `closed` is read first: a stop() after that read
-    // changes it and wakes the wait below, one before it shows in put_word
-    // (close_puts sets put_word first).
     const std::uint32_t closed = c_.closed.load(std::memory_order_acquire);
-    if (closed != 0 && stopped_and_drained(d)) return false;
+    if (stopped_and_drained(d, closed)) return false;
     mark_idle();
     c_.task_ec.await(
         [&] {
@@ -233,7 +229,12 @@ class Worker {
   }
 
   /// Stopped, and every task put was dispatched: nothing can arrive for us.
-  bool stopped_and_drained(std::uint32_t d) const noexcept {
+  /// `closed` is Control::closed as the caller read it before deciding to
+  /// wait, and waits on: put_word, the producers' hottest line, is read only
+  /// once it is set. A stop() after that read changes `closed` and wakes the
+  /// wait; one before it shows in put_word (close_puts sets put_word first).
+  bool stopped_and_drained(std::uint32_t d, std::uint32_t closed) const noexcept {
+    if (closed == 0) return false;
     const std::uint64_t pw = c_.put_word.load(std::memory_order_acquire);
     return (pw & kClosedBit) && static_cast<std::uint32_t>(pw) == d;
   }
