@@ -92,7 +92,6 @@ std::string out_of_order(long expected) {
   return "result out of order or wrong: expected task " + std::to_string(expected);
 }
 
-
 int wait_child(int pid) {
   int status = 0;
   for (;;) {
@@ -107,6 +106,5 @@ double percentile(std::vector<double>& samples, double p) {
   const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(samples.size())));
   return samples[std::clamp<std::size_t>(rank, 1, samples.size()) - 1];
 }
-
 
 }  // namespace compare

@@ -214,18 +214,20 @@ struct KillGuard {
   }
 };
 
-/// Runs `tasks` tasks of ~100 us busy work that return their index on 2
-/// workers with `retries`, while a killer thread SIGKILLs up to `max_kills`
-/// random live workers, one every 5-15 ms (random), until the last result is in.
-/// With a `guard`, only workers running a first attempt are killed (KillGuard).
+/// Runs `tasks` tasks of ~100 us busy work that return their index on
+/// `workers` workers with `retries`, while a killer thread SIGKILLs up to
+/// `max_kills` random live workers, one every 5-15 ms (random), until the last
+/// result is in. With a `guard`, only workers running a first attempt are
+/// killed (KillGuard).
 KillRun run_under_random_kills(unsigned retries, long tasks, std::size_t max_kills,
-                               std::uint64_t seed, KillGuard* guard = nullptr) {
+                               std::uint64_t seed, KillGuard* guard = nullptr,
+                               unsigned workers = 2) {
   KillRun run;
   if (guard != nullptr && tasks > KillGuard::kMaxTasks) {
     ADD_FAILURE() << "KillGuard holds " << KillGuard::kMaxTasks << " tasks";
     return run;
   }
-  inorder::ParallelQueue<long> q({.workers = 2, .retries = retries, .max_restarts = 10'000});
+  inorder::ParallelQueue<long> q({.workers = workers, .retries = retries, .max_restarts = 10'000});
   std::atomic<bool> done{false};
   const auto t0 = Clock::now();
   std::thread producer([&] {
@@ -310,6 +312,31 @@ TEST_F(Faults, RandomSigkillsWithOneLifeLoseNoResult) {
     }
   }
   EXPECT_EQ(errors, 0u);
+}
+
+// A queue of one worker claims its tasks with plain stores, not a CAS
+// (docs/design.md, "Claiming work"): killed at random points, including
+// between the claim and the task, it must lose nothing either.
+TEST_F(Faults, RandomSigkillsOfASoleWorkerWithOneLifeLoseNoResult) {
+  const std::uint64_t seed = test_seed("RandomSigkillsOfASoleWorkerWithOneLifeLoseNoResult");
+  constexpr long kTasks = 5'000;
+  SharedBlock<KillGuard> guard;
+  const KillRun run = run_under_random_kills(1, kTasks, 50, seed, guard.get(), 1);
+  std::printf(
+      "[ figures  ] %ld tasks, 1 worker, retries=1: %zu SIGKILLs, stats().restarts=%llu, "
+      "%.0f ms\n",
+      kTasks, run.killed.size(), static_cast<unsigned long long>(run.restarts), run.elapsed_ms);
+  ASSERT_EQ(run.outcomes.size(), static_cast<std::size_t>(kTasks));
+  // One worker needs at least 500 ms for 5,000 tasks of 100 us, and a kill
+  // comes at least every ~15 ms: at least 33 kills land while tasks run.
+  EXPECT_GE(run.killed.size(), 30u) << "too few kills landed during the run";
+  for (long i = 0; i < kTasks; ++i) {
+    const Outcome& o = run.outcomes[static_cast<std::size_t>(i)];
+    ASSERT_EQ(o.kind, Outcome::kValue)
+        << "position " << i << " failed with one life left: " << kind_name(o.kind) << " " << o.type
+        << ": " << o.message;
+    ASSERT_EQ(o.value, i) << "out of order at position " << i;
+  }
 }
 
 TEST_F(Faults, RandomSigkillsWithNoLivesFailExactlyTheKilledTasks) {

@@ -80,7 +80,8 @@ struct Control {
 
   // ---- written by workers ----
   /// Next sequence for a worker to claim. A hint only: the claim itself is the
-  /// CAS kReady(s) -> kRunning(s, w) on the slot. Any worker that sees slot s
+  /// CAS kReady(s) -> kRunning(s, w) on the slot (with one worker, a store,
+  /// and the hint moves by a store too: Worker::sole_). Any worker that sees slot s
   /// already past kReady advances it by CAS (helping), so a worker that dies
   /// right after its claim cannot stall dispatch. Orderings: moving the hint
   /// forward is relaxed (it publishes nothing: the slot's own state word

@@ -2,7 +2,8 @@
 //
 // A worker repeatedly: waits until the task at `dispatch` is inside the
 // window (shortened after large results, see run_ahead_after), claims it
-// with one CAS on the slot's state (kReady -> kRunning with its own index),
+// with one CAS on the slot's state (kReady -> kRunning with its own index;
+// a store when it is the queue's only worker, see Worker::sole_),
 // runs it, writes the result into the slot and publishes kDone with a
 // release store. It touches no lock and no shared state other than the slot
 // it owns, the dispatch hint and its own WorkerRecord.
@@ -147,13 +148,22 @@ class Worker {
 
   /// Claims kReady(d) with one CAS (losing it to another worker is fine),
   /// moves the dispatch hint on and runs the task. True if it ran the task.
+  /// A sole worker (see sole_) claims and moves the hint with plain stores.
   bool claim_and_run(std::uint32_t d, SlotHeader& h, std::uint64_t st) {
-    if (!h.state.compare_exchange_strong(st, make_state(d, kRunning, index_),
-                                         std::memory_order_acq_rel))
-      return false;
-    std::uint32_t expected = d;
-    // Relaxed: moving the hint forward publishes nothing (see Control::dispatch).
-    c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_relaxed);
+    if (sole_) {
+      // Release: the supervisor's acquire of kRunning, after this process
+      // died, sees the producer's fields this worker acquired with kReady.
+      h.state.store(make_state(d, kRunning, index_), std::memory_order_release);
+      // Relaxed: moving the hint forward publishes nothing (see Control::dispatch).
+      c_.dispatch.store(d + 1, std::memory_order_relaxed);
+    } else {
+      if (!h.state.compare_exchange_strong(st, make_state(d, kRunning, index_),
+                                           std::memory_order_acq_rel))
+        return false;
+      std::uint32_t expected = d;
+      // Relaxed: moving the hint forward publishes nothing (see Control::dispatch).
+      c_.dispatch.compare_exchange_strong(expected, d + 1, std::memory_order_relaxed);
+    }
     mark_busy();
     publish_running(d, h);
     run_one(d, h);
@@ -306,6 +316,15 @@ class Worker {
   Control& c_;
   WorkerRecord& rec_;
   std::uint32_t index_;
+  /// The queue has one worker (Options::workers == 1), so this process is the
+  /// only one that writes a kReady slot's state or the dispatch hint while it
+  /// lives: producers write a slot only while it is kFree, getters only once
+  /// it is kDone, and the supervisor changes kRunning slots and lowers the
+  /// hint only after reaping this process, before forking the next. Its claim
+  /// then needs no CAS: a locked instruction per task waits for every store
+  /// of the previous task to leave this core, which is most of a tiny task's
+  /// cost in the worker (docs/benchmarks.md, "where the three parties run").
+  const bool sole_ = c_.workers == 1;
   pid_t pid_ = getpid();
   bool init_failed_ = false;
   std::string init_type_;
