@@ -2,6 +2,7 @@
 // exact-size pipe I/O and reading a process's CPU time from /proc.
 #pragma once
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
@@ -10,7 +11,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 namespace bench {
 

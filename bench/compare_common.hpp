@@ -141,5 +141,4 @@ int wait_child(int pid);
 /// Nearest-rank percentile (p in (0, 1]) of `samples`; sorts them.
 [[nodiscard]] double percentile(std::vector<double>& samples, double p);
 
-
 }  // namespace compare

@@ -87,8 +87,8 @@ int main(int argc, char** argv) {
 
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
 
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start)
-                          .count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   const double parent = self_cpu_s() - parent_before;
   double workers_total = 0.0;
   for (std::size_t i = 0; i < pids.size(); ++i) {
