@@ -1,7 +1,10 @@
 // bench/bench_util.hpp: small helpers every benchmark program shares:
-// exact-size pipe I/O and reading a process's CPU time from /proc.
+// exact-size pipe I/O, reading a process's CPU time from /proc, and pinning
+// the calling thread to a CPU for a measurement.
 #pragma once
 
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstddef>
@@ -11,8 +14,47 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace bench {
+
+/// The first `n` CPUs this process may run on, in order (fewer if it may use fewer).
+inline std::vector<int> allowed_cpus(std::size_t n) {
+  std::vector<int> cpus;
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < n; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  return cpus;
+}
+
+/// Pins the calling thread to `cpu`; -1 leaves it alone. False if the kernel refused.
+inline bool pin_this_thread(int cpu) {
+  if (cpu < 0) return true;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0;
+}
+
+/// Restores the calling thread's CPU mask when it goes out of scope, so a
+/// measurement can pin the thread and leave it as it found it.
+class ThreadMaskGuard {
+ public:
+  ThreadMaskGuard() {
+    saved_ = ::pthread_getaffinity_np(::pthread_self(), sizeof mask_, &mask_) == 0;
+  }
+  ~ThreadMaskGuard() {
+    if (saved_) ::pthread_setaffinity_np(::pthread_self(), sizeof mask_, &mask_);
+  }
+  ThreadMaskGuard(const ThreadMaskGuard&) = delete;
+  ThreadMaskGuard& operator=(const ThreadMaskGuard&) = delete;
+
+ private:
+  cpu_set_t mask_{};
+  bool saved_ = false;
+};
 
 /// Writes exactly n bytes, retrying on EINTR and short counts. False on error.
 inline bool write_all(int fd, const void* p, std::size_t n) {

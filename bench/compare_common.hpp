@@ -131,8 +131,11 @@ struct RunResult {
 
 // ---------------------------------------------------------------------------
 // Blocking I/O helpers and /proc CPU time, shared with the other bench programs.
+using bench::allowed_cpus;
+using bench::pin_this_thread;
 using bench::proc_cpu_seconds;
 using bench::read_all;
+using bench::ThreadMaskGuard;
 using bench::write_all;
 
 /// Waits for a child, retrying on EINTR; returns its wait status (-1 on error).

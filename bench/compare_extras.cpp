@@ -150,24 +150,13 @@ std::optional<double> parallel_speedup(unsigned procs, double seconds) {
 }
 
 std::optional<double> core_to_core_ns(std::size_t round_trips) {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2)
-    return std::nullopt;
-  int cpus[2] = {-1, -1};
-  for (int c = 0, found = 0; c < CPU_SETSIZE && found < 2; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus[found++] = c;
-  auto pin = [](int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    return ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) == 0;
-  };
+  const std::vector<int> cpus = allowed_cpus(2);
+  if (cpus.size() < 2) return std::nullopt;
   alignas(64) std::atomic<std::uint64_t> ball{0};
   const auto n = static_cast<std::uint64_t>(round_trips);
   bool pinned = true;
   std::thread partner([&] {
-    pinned = pin(cpus[1]) && pinned;
+    pinned = pin_this_thread(cpus[1]) && pinned;
     for (std::uint64_t i = 1; i < 2 * n; i += 2) {
       while (ball.load(std::memory_order_acquire) != i) cpu_relax_hint();
       ball.store(i + 1, std::memory_order_release);
@@ -175,17 +164,15 @@ std::optional<double> core_to_core_ns(std::size_t round_trips) {
   });
   std::optional<double> result;
   {
-    // Pin this thread for the measurement only; restore its mask afterwards.
-    cpu_set_t before;
-    const bool saved = ::pthread_getaffinity_np(::pthread_self(), sizeof before, &before) == 0;
-    const bool here = pin(cpus[0]);
+    // Pin this thread for the measurement only; the guard restores its mask.
+    const ThreadMaskGuard guard;
+    const bool here = pin_this_thread(cpus[0]);
     const auto start = SteadyClock::now();
     for (std::uint64_t i = 0; i < 2 * n; i += 2) {
       ball.store(i + 1, std::memory_order_release);
       while (ball.load(std::memory_order_acquire) != i + 2) cpu_relax_hint();
     }
     const double ns = std::chrono::duration<double, std::nano>(SteadyClock::now() - start).count();
-    if (saved) ::pthread_setaffinity_np(::pthread_self(), sizeof before, &before);
     partner.join();
     if (here && pinned) result = ns / static_cast<double>(2 * n);
   }

@@ -25,6 +25,8 @@ InorderRun drive(const Job<R>& job, Workload w, unsigned workers, long n,
   opts.capacity = config.capacity;
   if (config.inline_bytes) opts.inline_bytes = *config.inline_bytes;
   if (config.max_spill_bytes) opts.max_spill_bytes = *config.max_spill_bytes;
+  if (config.worker_cpu >= 0)
+    opts.worker_init = [cpu = config.worker_cpu](unsigned) { pin_this_thread(cpu); };
 
   InorderRun run;
   try {
@@ -52,9 +54,12 @@ InorderRun drive(const Job<R>& job, Workload w, unsigned workers, long n,
       }
     }
 
+    const ThreadMaskGuard guard;  // restores the getter's mask after a pinned run
+    pin_this_thread(config.getter_cpu);
     const auto start = SteadyClock::now();
     std::exception_ptr producer_error;
-    std::thread producer([&queue, &producer_error, &job, n] {
+    std::thread producer([&queue, &producer_error, &job, n, cpu = config.producer_cpu] {
+      pin_this_thread(cpu);
       try {
         for (long i = 0; i < n; ++i) queue.put(job.fn, i);
       } catch (const inorder::QueueClosed&) {

@@ -23,6 +23,11 @@ struct InorderConfig {
   std::optional<std::size_t> capacity;
   std::optional<std::size_t> inline_bytes;
   std::optional<std::size_t> max_spill_bytes;
+  /// CPUs to pin the producer thread, the getting thread and every worker to
+  /// for the measured part (inorder-placement); -1: left to the kernel.
+  int producer_cpu = -1;
+  int getter_cpu = -1;
+  int worker_cpu = -1;
 };
 
 struct InorderRun {

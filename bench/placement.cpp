@@ -9,9 +9,10 @@
 // so this program pins them, one placement at a time, on the first two CPUs
 // the process may use, and measures in each placement:
 //
-//   inorder    ParallelQueue<long> with Options{.workers = 1} only: a producer
-//              thread puts, the calling thread gets and checks, the worker is
-//              pinned from Options::worker_init.
+//   inorder    inorder-compare's inorder-default system (compare_inorder.cpp)
+//              with Options{.workers = 1} only: a producer thread puts, the
+//              calling thread gets and checks, the worker is pinned from
+//              Options::worker_init.
 //   batched    the floor of any hand-off design: three threads in the same
 //              places pass the tasks through packed arrays (four tasks and
 //              eight results to a cache line), each publishing one counter,
@@ -26,20 +27,16 @@
 // a cache line takes from one CPU to the other, which on a shared virtual
 // machine changes with the host's load. The library itself never pins
 // anything: this is a measuring tool.
-#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <inorder/inorder.hpp>
 
 #include "compare_systems.hpp"
 
@@ -55,59 +52,20 @@ struct Placement {
   int worker;
 };
 
-/// Pins the calling thread to `cpu` (no-op for -1). False if the kernel refused.
-bool pin_to(int cpu) {
-  if (cpu < 0) return true;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
-}
-
-/// Restores the calling thread's CPU mask when it goes out of scope.
-class MaskGuard {
- public:
-  MaskGuard() { pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_); }
-  ~MaskGuard() { pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_); }
-  MaskGuard(const MaskGuard&) = delete;
-  MaskGuard& operator=(const MaskGuard&) = delete;
-
- private:
-  cpu_set_t saved_{};
-};
-
 double rate(long n, SteadyClock::time_point start) {
   return static_cast<double>(n) / compare::seconds_since(start);
 }
 
-/// Tasks/s of ParallelQueue<long> with Options{.workers = 1}, or nullopt on a
-/// wrong result.
+/// Tasks/s of inorder-compare's `inorder` system on `tiny` with
+/// Options{.workers = 1} only, pinned as `p` says; nullopt on a failed run.
 std::optional<double> run_inorder(const Placement& p, long n) {
-  static int worker_cpu = -1;  // read by worker_init in the forked worker
-  worker_cpu = p.worker;
-  inorder::Options opts;
-  opts.workers = 1;
-  opts.worker_init = [](unsigned) { pin_to(worker_cpu); };
-  inorder::ParallelQueue<long> queue(opts);
-  const long warm = static_cast<long>(queue.stats().capacity);
-  for (long i = 0; i < warm; ++i) queue.put(compare::task_tiny, i);
-  for (long i = 0; i < warm; ++i)
-    if (queue.get() != i) return std::nullopt;
-
-  MaskGuard guard;
-  pin_to(p.getter);
-  const auto start = SteadyClock::now();
-  std::thread producer([&queue, &p, n] {
-    pin_to(p.producer);
-    for (long i = 0; i < n; ++i) queue.put(compare::task_tiny, i);
-  });
-  bool ok = true;
-  for (long i = 0; i < n; ++i)
-    if (queue.get() != i) ok = false;
-  producer.join();
-  const double r = rate(n, start);
-  if (!ok) return std::nullopt;
-  return r;
+  compare::InorderConfig config;
+  config.producer_cpu = p.producer;
+  config.getter_cpu = p.getter;
+  config.worker_cpu = p.worker;
+  const compare::RunResult r = compare::run_inorder(compare::Workload::kTiny, 1, n, config).result;
+  if (!r.ok) return std::nullopt;
+  return static_cast<double>(r.tasks) / r.seconds;
 }
 
 /// Waits until cond() holds: a few pauses, then yields (the party waited for
@@ -139,11 +97,11 @@ std::optional<double> run_batched(const Placement& p, long n) {
   Counter done;   // written by the worker (release), read by the getter
   Counter taken;  // written by the getter (release), read by the producer
 
-  MaskGuard guard;
-  pin_to(p.getter);
+  const compare::ThreadMaskGuard guard;
+  compare::pin_this_thread(p.getter);
   const auto start = SteadyClock::now();
   std::thread worker([&] {
-    pin_to(p.worker);
+    compare::pin_this_thread(p.worker);
     for (long d = 0; d < n;) {
       long until = 0;
       wait_until([&] { return (until = put.value.load(std::memory_order_acquire)) > d; });
@@ -155,7 +113,7 @@ std::optional<double> run_batched(const Placement& p, long n) {
     }
   });
   std::thread producer([&] {
-    pin_to(p.producer);
+    compare::pin_this_thread(p.producer);
     long limit = 0;
     for (long i = 0; i < n; ++i) {
       if (i >= limit)
@@ -212,12 +170,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  sched_getaffinity(0, sizeof allowed, &allowed);
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  const std::vector<int> cpus = compare::allowed_cpus(2);
   const int a = cpus.at(0);
   const int b = cpus.size() > 1 ? cpus[1] : a;
   std::vector<Placement> places = {{"all on one CPU", a, a, a}};
