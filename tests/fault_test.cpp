@@ -289,20 +289,22 @@ KillRun run_under_random_kills(unsigned retries, long tasks, std::size_t max_kil
 // Kills land on first attempts only (KillGuard): one life is then enough for
 // every task, whatever the timing. What a kill of a retry does is the
 // business of the lives = 0 test below and of PoisonTaskWithThreeLivesRunsExactlyFourTimes.
-TEST_F(Faults, RandomSigkillsWithOneLifeLoseNoResult) {
-  const std::uint64_t seed = test_seed("RandomSigkillsWithOneLifeLoseNoResult");
-  constexpr long kTasks = 10'000;
+// `tasks` is 5,000 x `workers`: at least 500 ms of work, and a kill comes at
+// least every ~15 ms, so at least 33 kills land while tasks run.
+void expect_one_life_loses_nothing_under_kills(const char* test, unsigned workers) {
+  const std::uint64_t seed = test_seed(test);
+  const long tasks = 5'000L * workers;
   SharedBlock<KillGuard> guard;
-  const KillRun run = run_under_random_kills(1, kTasks, 50, seed, guard.get());
-  std::printf("[ figures  ] %ld tasks, retries=1: %zu SIGKILLs, stats().restarts=%llu, %.0f ms\n",
-              kTasks, run.killed.size(), static_cast<unsigned long long>(run.restarts),
-              run.elapsed_ms);
-  ASSERT_EQ(run.outcomes.size(), static_cast<std::size_t>(kTasks));
-  // Two workers need at least 500 ms for 10,000 tasks of 100 us, and a kill
-  // comes at least every ~15 ms: at least 33 kills land while tasks run.
+  const KillRun run = run_under_random_kills(1, tasks, 50, seed, guard.get(), workers);
+  std::printf(
+      "[ figures  ] %ld tasks, %u worker(s), retries=1: %zu SIGKILLs, stats().restarts=%llu, "
+      "%.0f ms\n",
+      tasks, workers, run.killed.size(), static_cast<unsigned long long>(run.restarts),
+      run.elapsed_ms);
+  ASSERT_EQ(run.outcomes.size(), static_cast<std::size_t>(tasks));
   EXPECT_GE(run.killed.size(), 30u) << "too few kills landed during the run";
   std::size_t errors = 0;
-  for (long i = 0; i < kTasks; ++i) {
+  for (long i = 0; i < tasks; ++i) {
     const Outcome& o = run.outcomes[static_cast<std::size_t>(i)];
     if (o.kind == Outcome::kValue) {
       EXPECT_EQ(o.value, i) << "out of order at position " << i;
@@ -314,29 +316,16 @@ TEST_F(Faults, RandomSigkillsWithOneLifeLoseNoResult) {
   EXPECT_EQ(errors, 0u);
 }
 
+TEST_F(Faults, RandomSigkillsWithOneLifeLoseNoResult) {
+  expect_one_life_loses_nothing_under_kills("RandomSigkillsWithOneLifeLoseNoResult", 2);
+}
+
 // A queue of one worker claims its tasks with plain stores, not a CAS
 // (docs/design.md, "Claiming work"): killed at random points, including
 // between the claim and the task, it must lose nothing either.
 TEST_F(Faults, RandomSigkillsOfASoleWorkerWithOneLifeLoseNoResult) {
-  const std::uint64_t seed = test_seed("RandomSigkillsOfASoleWorkerWithOneLifeLoseNoResult");
-  constexpr long kTasks = 5'000;
-  SharedBlock<KillGuard> guard;
-  const KillRun run = run_under_random_kills(1, kTasks, 50, seed, guard.get(), 1);
-  std::printf(
-      "[ figures  ] %ld tasks, 1 worker, retries=1: %zu SIGKILLs, stats().restarts=%llu, "
-      "%.0f ms\n",
-      kTasks, run.killed.size(), static_cast<unsigned long long>(run.restarts), run.elapsed_ms);
-  ASSERT_EQ(run.outcomes.size(), static_cast<std::size_t>(kTasks));
-  // One worker needs at least 500 ms for 5,000 tasks of 100 us, and a kill
-  // comes at least every ~15 ms: at least 33 kills land while tasks run.
-  EXPECT_GE(run.killed.size(), 30u) << "too few kills landed during the run";
-  for (long i = 0; i < kTasks; ++i) {
-    const Outcome& o = run.outcomes[static_cast<std::size_t>(i)];
-    ASSERT_EQ(o.kind, Outcome::kValue)
-        << "position " << i << " failed with one life left: " << kind_name(o.kind) << " " << o.type
-        << ": " << o.message;
-    ASSERT_EQ(o.value, i) << "out of order at position " << i;
-  }
+  expect_one_life_loses_nothing_under_kills("RandomSigkillsOfASoleWorkerWithOneLifeLoseNoResult",
+                                            1);
 }
 
 TEST_F(Faults, RandomSigkillsWithNoLivesFailExactlyTheKilledTasks) {
