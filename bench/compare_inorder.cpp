@@ -106,7 +106,7 @@ InorderRun run_inorder(Workload w, unsigned workers, long tasks, const InorderCo
 }
 
 std::size_t ring_bytes(std::size_t capacity, std::size_t inline_bytes) {
-  constexpr std::size_t kHeader = 64;  // one cache line per slot header
+  constexpr std::size_t kHeader = 128;  // two cache lines per slot header
   return capacity * (kHeader + 2 * inline_bytes);
 }
 

@@ -339,6 +339,87 @@ TEST_F(ParallelQueueTest, DeliversOneMebibyteAndSixtyFourMebibyteResultsWhole) {
   }
 }
 
+/// A task and a result of up to 16 and 8 bytes live in the slot header's first
+/// cache line, larger ones in the slot's inline areas, larger still in spill
+/// memory (docs/design.md, "The shared region"). Strings of every length
+/// across those limits, as task arguments, results and pass-through values,
+/// interleaved so that each slot sees one kind after another, come back whole:
+/// the worker and the getter must agree on where each one was written.
+/// Puts 40 tasks whose argument and result are N raw bytes (a trivially
+/// copyable array travels as exactly its bytes; with a captureless lambda, the
+/// task is N + 1 bytes), every third one a pass-through value instead, and
+/// checks each result's bytes, which differ from position to position.
+template <std::size_t N>
+void expect_arrays_of_size_come_back_whole() {
+  using Bytes = std::array<unsigned char, N>;
+  auto make = [](int i) {
+    Bytes b{};
+    for (std::size_t k = 0; k < N; ++k) b[k] = static_cast<unsigned char>(1 + (i * 7 + k) % 251);
+    return b;
+  };
+  auto flip = [](Bytes b) {
+    for (auto& x : b) x = static_cast<unsigned char>(~x);
+    return b;
+  };
+  inorder::ParallelQueue<Bytes> q({.workers = 2, .inline_bytes = 64});
+  for (int i = 0; i < 40; ++i) {
+    if (i % 3 == 2)
+      q.put_value(make(i));
+    else
+      q.put(flip, make(i));
+  }
+  q.stop();
+  for (int i = 0; i < 40; ++i) {
+    const std::optional<Bytes> r = q.get();
+    ASSERT_TRUE(r.has_value()) << N << " bytes, position " << i;
+    EXPECT_EQ(*r, i % 3 == 2 ? make(i) : flip(make(i))) << N << " bytes, position " << i;
+  }
+  EXPECT_EQ(q.get(), std::nullopt);
+}
+
+TEST_F(ParallelQueueTest, TasksResultsAndValuesOfEverySizeAcrossTheSlotLimitsComeBackWhole) {
+  // Results of 1 to 9 bytes cross the header line's 8; tasks of 16 and 17
+  // bytes its 16; 64 and 65 the inline areas.
+  expect_arrays_of_size_come_back_whole<1>();
+  expect_arrays_of_size_come_back_whole<7>();
+  expect_arrays_of_size_come_back_whole<8>();
+  expect_arrays_of_size_come_back_whole<9>();
+  expect_arrays_of_size_come_back_whole<15>();
+  expect_arrays_of_size_come_back_whole<16>();
+  expect_arrays_of_size_come_back_whole<64>();
+  expect_arrays_of_size_come_back_whole<65>();
+
+  // A captureless lambda (1 byte) and a string of n bytes (8 + n): the task
+  // fits the header line up to n = 7, and its result (8 + n) only at n = 0.
+  auto echo = [](const std::string& s) { return s; };
+  // Inline areas of 64 bytes and spill beyond: every tier is crossed below 200.
+  inorder::ParallelQueue<std::string> q({.workers = 2, .inline_bytes = 64});
+  constexpr std::size_t kLongest = 200;
+  auto text = [](std::size_t n, std::size_t salt) {
+    std::string s(n, ' ');
+    for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>('a' + (k + salt) % 26);
+    return s;
+  };
+  std::vector<std::string> expected;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t n = 0; n <= kLongest; ++n) {
+      const std::string s = text(n, n + static_cast<std::size_t>(round));
+      if ((n + static_cast<std::size_t>(round)) % 3 == 0)
+        q.put_value(s);
+      else
+        q.put(echo, s);
+      expected.push_back(s);
+    }
+  }
+  q.stop();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const std::optional<std::string> r = q.get();
+    ASSERT_TRUE(r.has_value()) << "position " << i;
+    ASSERT_EQ(*r, expected[i]) << "position " << i << ", " << expected[i].size() << " bytes";
+  }
+  EXPECT_EQ(q.get(), std::nullopt);
+}
+
 TEST_F(ParallelQueueTest, CarriesArgumentsLargerThanASlot) {
   inorder::ParallelQueue<std::size_t> q({.workers = 2});
   std::vector<std::uint32_t> big(1 << 20);

@@ -204,8 +204,8 @@ struct Core::Impl {
     if (h.state.load(std::memory_order_acquire) != make_state(s, kFree)) return false;
     Pending& e = it->second;
     std::byte* dst = e.len > r.ctl->inline_bytes ? r.spill_area(s)
-                     : e.invoker != nullptr      ? r.task_area(h)
-                                                 : r.result_area(h);
+                     : e.invoker != nullptr      ? r.task_bytes(h, e.len)
+                                                 : r.result_bytes(h, e.len);
     std::memcpy(dst, e.bytes.data(), e.len);
     publish(s, e.invoker, e.len, e.timeout_ms);
     pending.erase(it);
@@ -268,7 +268,7 @@ struct Core::Impl {
     const bool spilled = bytes > c.inline_bytes;
     h.invoker = invoker;
     h.attempts = 0;
-    h.timeout_ms = timeout_ms;
+    store_if_changed(h.timeout_ms, timeout_ms);
     if (invoker != nullptr) {
       h.task_len = bytes;
       h.task_spilled = spilled;
@@ -281,9 +281,9 @@ struct Core::Impl {
       h.task_spilled = 0;
       h.result_len = bytes;
       h.result_spilled = spilled;
-      h.result_area = 0;
+      store_if_changed(h.result_area, std::uint32_t{0});
       h.result_error = 0;
-      h.result_pid = 0;
+      store_if_changed(h.result_pid, pid_t{0});
       h.state.store(make_state(seq, kDone), std::memory_order_release);  // pairs with begin_get
       c.result_ec.notify_all();
       c.task_ec.notify_all();  // a worker parked on this slot must step over it
@@ -580,7 +580,7 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
                                            std::memory_order_acq_rel)) {
         seq = p;
         if (bytes > c.inline_bytes) return r.spill_area(p);
-        return is_value ? r.result_area(h) : r.task_area(h);
+        return is_value ? r.result_bytes(h, bytes) : r.task_bytes(h, bytes);
       }
       continue;
     }
@@ -717,7 +717,7 @@ void fill_view(const Region& r, SlotHeader& h, std::uint32_t n, ResultView& out)
     const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
     out.data = r.spill_area(n) + off;
   } else {
-    out.data = r.result_area(h);
+    out.data = r.result_bytes(h, h.result_len);
   }
 }
 

@@ -34,6 +34,16 @@ struct Region {
   [[nodiscard]] std::byte* result_area(SlotHeader& h) const noexcept {
     return task_area(h) + ctl->inline_bytes;
   }
+  /// Where slot h holds a task of `bytes` that is not spilled: in the
+  /// header's first line when it fits there (kHeadTaskBytes), else in the task area.
+  [[nodiscard]] std::byte* task_bytes(SlotHeader& h, std::size_t bytes) const noexcept {
+    return bytes <= kHeadTaskBytes ? h.head_task : task_area(h);
+  }
+  /// The same for a result of `bytes` that is neither spilled nor in a result
+  /// area (ResultSink::reserve makes the same choice).
+  [[nodiscard]] std::byte* result_bytes(SlotHeader& h, std::size_t bytes) const noexcept {
+    return bytes <= kHeadResultBytes ? h.head_result : result_area(h);
+  }
   [[nodiscard]] std::byte* spill_area(std::uint32_t seq) const noexcept {
     return spill + (seq & ctl->mask) * ctl->spill_bytes;
   }

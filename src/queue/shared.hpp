@@ -197,32 +197,64 @@ struct alignas(kCacheLine) WorkerRecord {
 /// Exit status of a worker that leaves to be recycled (see WorkerRecord).
 inline constexpr int kRecycleStatus = 75;
 
-/// Header of a slot; followed by inline_bytes of task area and inline_bytes of
-/// result area. Every plain field is written by the party that owns the slot in
-/// its current phase, before the release store that ends the phase, and read by
-/// the next owner after its acquire load of `state`.
+/// Bytes of task and of result that fit in the slot's first cache line,
+/// beside the state word (SlotHeader::head_task, head_result).
+inline constexpr std::size_t kHeadTaskBytes = 16;
+inline constexpr std::size_t kHeadResultBytes = 8;
+
+/// Header of a slot: two cache lines, followed by inline_bytes of task area
+/// and inline_bytes of result area. Every plain field is written by the party
+/// that owns the slot in its current phase, before the release store that ends
+/// the phase, and read by the next owner after its acquire load of `state`.
+///
+/// The first line is all a small task touches: the state, what the worker
+/// needs to run the task, and room for a task of up to kHeadTaskBytes and a
+/// result of up to kHeadResultBytes. Such a task moves one line between the
+/// processes at each hand-off, where the task and result areas would add two
+/// more. The second line holds fields that rarely change; their writers
+/// store them only when the value differs (store_if_changed), so the line
+/// stays shared by every process and costs nothing to read.
 struct alignas(kCacheLine) SlotHeader {
+  // ---- first line: changes with every task ----
   std::atomic<std::uint64_t> state{0};
   Invoker invoker = nullptr;        ///< producer; null for a pass-through value
   std::uint64_t task_len = 0;       ///< producer: bytes of encoded callable + arguments
   std::uint64_t result_len = 0;     ///< worker (or value producer): bytes of result
-  pid_t result_pid = 0;             ///< worker that produced the result
   std::uint8_t task_spilled = 0;    ///< task bytes are in the spill area
   std::uint8_t result_spilled = 0;  ///< result bytes are in the spill area
   std::uint8_t result_error = 0;    ///< result bytes encode an error, not an R
   std::uint16_t attempts = 0;       ///< failed attempts so far (producer resets, supervisor counts)
+  /// A task of at most kHeadTaskBytes (task_len says so), not spilled.
+  alignas(8) std::byte head_task[kHeadTaskBytes];
+  /// A result of at most kHeadResultBytes (result_len says so), neither
+  /// spilled nor in a result area.
+  alignas(8) std::byte head_result[kHeadResultBytes];
+
+  // ---- second line: written only when the value changes ----
+  alignas(kCacheLine) pid_t result_pid = 0;  ///< worker that produced the result
   std::uint32_t timeout_ms = 0;  ///< producer: this task's own timeout (0: Options::task_timeout)
   /// Worker: index + 1 of the result area holding the result; 0 when the
   /// result is inline or in the slot's own spill area (result_spilled).
   std::uint32_t result_area = 0;
 };
 
+/// Stores `value` into a field of the header's second line unless it holds it
+/// already: a load of a line nobody wrote is a hit in every cache, where a
+/// store would take the line away from the other processes.
+template <class T>
+void store_if_changed(T& field, T value) noexcept {
+  if (field != value) field = value;
+}
+
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "slot states must be lock-free: an emulated atomic is not shared across processes");
 static_assert(std::atomic<pid_t>::is_always_lock_free, "worker pids are read across processes");
-static_assert(sizeof(SlotHeader) == kCacheLine,
-              "a slot header is exactly one cache line: the state and the fields it publishes "
-              "move between processes together");
+static_assert(offsetof(SlotHeader, head_result) + kHeadResultBytes <= kCacheLine,
+              "the state, the fields it publishes and a small task and result share one cache "
+              "line: they move between processes together");
+static_assert(offsetof(SlotHeader, result_pid) == kCacheLine &&
+                  sizeof(SlotHeader) == 2 * kCacheLine,
+              "the rarely written fields have a line of their own");
 static_assert(alignof(Control) >= kCacheLine && alignof(WorkerRecord) >= kCacheLine,
               "each shared structure starts on its own cache line");
 static_assert(std::is_standard_layout_v<Control> && std::is_standard_layout_v<SlotHeader>,

@@ -205,6 +205,7 @@ class Supervisor {
       }
       if (c_.retries > 0) msg += " (after " + std::to_string(attempts) + " attempts)";
       ResultSink sink;
+      sink.head_area = h.head_result;
       sink.inline_area = r_.result_area(h);
       sink.inline_bytes = c_.inline_bytes;
       write_error(sink, type, msg);

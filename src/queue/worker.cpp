@@ -251,6 +251,7 @@ class Worker {
 
   void run_one(std::uint32_t d, SlotHeader& h) {
     ResultSink sink;
+    sink.head_area = h.head_result;
     sink.inline_area = r_.result_area(h);
     sink.inline_bytes = c_.inline_bytes;
     const std::size_t off = h.task_spilled ? spill_result_offset(h.task_len) : 0;
@@ -258,7 +259,7 @@ class Worker {
     sink.spill_bytes = off < c_.spill_bytes ? c_.spill_bytes - off : 0;
     sink.region = &r_;
     sink.area_bytes = c_.spill_bytes;
-    const std::byte* task = h.task_spilled ? r_.spill_area(d) : r_.task_area(h);
+    const std::byte* task = h.task_spilled ? r_.spill_area(d) : r_.task_bytes(h, h.task_len);
 
     bool error = true;
     if (init_failed_) {
@@ -283,11 +284,11 @@ class Worker {
     // A result area taken for a result that then went elsewhere (an error
     // record written after a failed encode) goes back to the free list.
     if (sink.area != kNoArea && !sink.in_area) r_.push_area(sink.area);
-    h.result_area = sink.in_area ? sink.area + 1 : 0;
+    store_if_changed(h.result_area, sink.in_area ? sink.area + 1 : 0);
     h.result_len = sink.reserved;
     h.result_spilled = sink.spilled;
     h.result_error = error;
-    h.result_pid = pid_;
+    store_if_changed(h.result_pid, pid_);
     span_ = run_ahead_after(sink.reserved);
     h.state.store(make_state(d, kDone), std::memory_order_release);  // pairs with begin_get
     c_.result_ec.notify_all();
@@ -344,6 +345,11 @@ std::byte* ResultSink::reserve(std::size_t n) {
   static_assert(decltype(ResultSink::area){0xFFFFFFFF} == kNoArea,
                 "ResultSink's 'no area' is the region's kNoArea");
   in_area = false;
+  if (n <= kHeadResultBytes && head_area != nullptr) {
+    reserved = n;
+    spilled = false;
+    return head_area;
+  }
   if (n <= inline_bytes) {
     reserved = n;
     spilled = false;

@@ -28,6 +28,9 @@ class ResultSink {
   std::byte* reserve(std::size_t n);
 
   // Set by the worker loop; read by reserve().
+  /// The result bytes in the slot header's first line: a result that fits
+  /// there goes there (Region::result_bytes reads it back from the same place).
+  std::byte* head_area = nullptr;
   std::byte* inline_area = nullptr;
   std::size_t inline_bytes = 0;
   std::byte* spill_area = nullptr;
