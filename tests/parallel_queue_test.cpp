@@ -339,12 +339,6 @@ TEST_F(ParallelQueueTest, DeliversOneMebibyteAndSixtyFourMebibyteResultsWhole) {
   }
 }
 
-/// A task and a result of up to 16 and 8 bytes live in the slot header's first
-/// cache line, larger ones in the slot's inline areas, larger still in spill
-/// memory (docs/design.md, "The shared region"). Strings of every length
-/// across those limits, as task arguments, results and pass-through values,
-/// interleaved so that each slot sees one kind after another, come back whole:
-/// the worker and the getter must agree on where each one was written.
 /// Puts 40 tasks whose argument and result are N raw bytes (a trivially
 /// copyable array travels as exactly its bytes; with a captureless lambda, the
 /// task is N + 1 bytes), every third one a pass-through value instead, and
@@ -377,6 +371,13 @@ void expect_arrays_of_size_come_back_whole() {
   EXPECT_EQ(q.get(), std::nullopt);
 }
 
+/// A task and a result of up to 16 and 8 bytes live in the slot header's first
+/// cache line, larger ones in the slot's inline areas, larger still in spill
+/// memory (docs/design.md, "One cache line per small task"). Payloads of every
+/// size across those limits, as task arguments, results and pass-through
+/// values, interleaved so that each slot sees one kind after another, come
+/// back whole: the worker and the getter must agree on where each one was
+/// written.
 TEST_F(ParallelQueueTest, TasksResultsAndValuesOfEverySizeAcrossTheSlotLimitsComeBackWhole) {
   // Results of 1 to 9 bytes cross the header line's 8; tasks of 16 and 17
   // bytes its 16; 64 and 65 the inline areas.

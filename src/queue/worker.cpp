@@ -345,7 +345,7 @@ std::byte* ResultSink::reserve(std::size_t n) {
   static_assert(decltype(ResultSink::area){0xFFFFFFFF} == kNoArea,
                 "ResultSink's 'no area' is the region's kNoArea");
   in_area = false;
-  if (n <= kHeadResultBytes && head_area != nullptr) {
+  if (n <= kHeadResultBytes) {  // the same choice as Region::result_bytes
     reserved = n;
     spilled = false;
     return head_area;

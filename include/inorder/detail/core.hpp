@@ -21,15 +21,17 @@ namespace inorder::detail {
 /// Where a worker writes a task's encoded result. Lives in the worker process.
 class ResultSink {
  public:
-  /// Returns a destination for exactly `n` bytes of encoded result: the slot's
-  /// inline result area, else a result area taken from the queue's free list,
-  /// else the slot's own spill area. Throws detail::ResultTooLarge when `n`
-  /// does not fit; the worker turns that into an error in the task's slot.
+  /// Returns a destination for exactly `n` bytes of encoded result: the slot
+  /// header's own bytes if it fits there, else the slot's inline result area, else a result area
+  /// taken from the queue's free list, else the slot's own spill area. Throws
+  /// detail::ResultTooLarge when `n` does not fit; the worker turns that into an error in the
+  /// task's slot.
   std::byte* reserve(std::size_t n);
 
   // Set by the worker loop; read by reserve().
-  /// The result bytes in the slot header's first line: a result that fits
-  /// there goes there (Region::result_bytes reads it back from the same place).
+  /// The result bytes in the slot header's first line (required): a result
+  /// that fits there goes there (Region::result_bytes reads it back from the
+  /// same place).
   std::byte* head_area = nullptr;
   std::byte* inline_area = nullptr;
   std::size_t inline_bytes = 0;
