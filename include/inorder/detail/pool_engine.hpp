@@ -167,21 +167,18 @@ inline constexpr std::size_t kChunkMaxItems = 1024;
 /// once it reaches this): large payloads stay one or a few items per task.
 inline constexpr std::size_t kChunkMaxBytes = std::size_t{64} << 10;
 
-/// Runs one call: feeds chunks of consecutive items from the input to the
-/// queue, one task each, while the window allows, and receives their results,
-/// in put order (get) or completion order (get_any). Hands out one item's
-/// outcome at a time, in input order or chunk by chunk in completion order. A
-/// chunk of several items whose task fails as a whole (its worker crashed or
-/// timed out, or its result was too large) is run again one item per task, so
-/// only the guilty item fails. Holds the pool's lease from construction until
-/// the last result has been received (or until destruction, which first
-/// drains what is in flight so the queue is empty for the next call). `Items`
-/// is the input type as stored: `T&` refers to the caller's range, `T` owns
-/// it. Not movable: the input iterator may point into `items_`.
-template <class R, bool Star, class F, class Items>
-class Engine final : public Source<R> {
-  using Base = std::remove_reference_t<Items>;
-  using Item = typename StoredItem<Star, std::ranges::range_reference_t<Base>>::type;
+/// The part of a call that depends neither on the callable nor on the input
+/// range, only on R and the stored item type: the chunks and tasks in flight,
+/// receiving and settling results, handing out outcomes in input order or
+/// chunk by chunk in completion order. Engine (below) adds the input and the
+/// puts. Kept apart so that every call with the same R and item type shares
+/// one copy of this code instead of one per callable type. Holds the pool's
+/// lease from construction until the last result has been received (or until
+/// destruction, which first drains what is in flight so the queue is empty for
+/// the next call).
+template <class R, class Item>
+class EngineCore : public Source<R> {
+ protected:
   using Reply = ChunkReply<R>;
   using Queue = ParallelQueue<Reply>;
   /// Chunks hold their items in a SmallVec<Item>, which keeps bool items in
@@ -207,37 +204,28 @@ class Engine final : public Source<R> {
     bool taken = false;
   };
 
- public:
-  Engine(std::shared_ptr<PoolState<R>> state, CallSettings settings, F f, Items&& items,
-         bool ordered, bool lazy)
+  EngineCore(std::shared_ptr<PoolState<R>> state, const CallSettings& settings, std::size_t total,
+             bool ordered, bool lazy)
       : state_(std::move(state)),
-        f_(f),
-        items_(std::forward<Items>(items)),
         ordered_(ordered),
         lazy_(lazy),
-        progress_(settings, total_of(items_)),
+        progress_(settings, total),
         timeout_(settings.timeout),
         fixed_(settings.chunksize),
-        total_(total_of(items_)) {
+        total_(total) {
+    item_cap_ = lazy_ ? state_->limit : state_->limit * kChunkMaxItems;
+    // Recycling every N tasks is meant per item; retried exceptions need
+    // the item's exception to fail its task: one item per task for both.
+    if (fixed_ == 0 && (state_->recycles_by_count || state_->retry_exceptions)) fixed_ = 1;
     state_->begin_call(lazy_);
     holding_ = true;
-    try {
-      it_.emplace(std::ranges::begin(items_));
-      end_.emplace(std::ranges::end(items_));
-      item_cap_ = lazy_ ? state_->limit : state_->limit * kChunkMaxItems;
-      // Recycling every N tasks is meant per item; retried exceptions need
-      // the item's exception to fail its task: one item per task for both.
-      if (fixed_ == 0 && (state_->recycles_by_count || state_->retry_exceptions)) fixed_ = 1;
-    } catch (...) {
-      state_->end_call(lazy_);
-      throw;
-    }
   }
 
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+ public:
+  EngineCore(const EngineCore&) = delete;
+  EngineCore& operator=(const EngineCore&) = delete;
 
-  ~Engine() override {
+  ~EngineCore() override {
     if (!holding_) return;
     // Take and discard whatever is still in flight, so the next call starts on
     // an empty queue, unless terminate() took the queue away.
@@ -252,7 +240,7 @@ class Engine final : public Source<R> {
     finish_();
   }
 
-  std::optional<Outcome<R>> next() override {
+  std::optional<Outcome<R>> next() final {
     for (;;) {
       if (finished_) return std::nullopt;
       if (state_->cancelled.load()) return cancelled_();
@@ -277,12 +265,16 @@ class Engine final : public Source<R> {
 
   [[nodiscard]] std::size_t total() const noexcept { return total_; }
 
- private:
-  static std::size_t total_of(const Base& items) {
-    if constexpr (std::ranges::sized_range<const Base>) {
-      return static_cast<std::size_t>(std::ranges::size(items));
-    } else {
-      return 0;
+ protected:
+  /// Puts re-runs and new chunks while the window and the item cap allow.
+  virtual void feed_() = 0;
+
+  /// Gives the lease back at once: for an Engine whose construction failed.
+  void abandon_() noexcept {
+    finished_ = true;
+    if (holding_) {
+      holding_ = false;
+      state_->end_call(lazy_);
     }
   }
 
@@ -312,97 +304,6 @@ class Engine final : public Source<R> {
     return std::min(n, item_cap_);
   }
 
-  /// Input position: steps past the item last put; false at the end.
-  bool at_item_() {
-    if (advance_) {
-      advance_ = false;
-      ++*it_;
-    }
-    if (*it_ == *end_) {
-      input_done_ = true;
-      return false;
-    }
-    return true;
-  }
-
-  void feed_() {
-    Queue& q = *state_->queue;
-    while (!reruns_.empty() && tasks_.size() < state_->limit) {
-      const auto [number, offset] = reruns_.front();
-      reruns_.pop_front();
-      Chunk& c = chunk_(number);
-      try {
-        if constexpr (kChunkable) {  // else no chunk has several items to run again
-          const std::uint32_t seq = put_one_(q, c.items[offset]);
-          tasks_.push_back(Task{number, offset, 1, seq, false});
-        }
-      } catch (...) {  // the queue is broken or closed, or the item is too large alone
-        settle_error_(c, number, offset, std::current_exception());
-        input_done_ = true;
-      }
-    }
-    if (!reruns_.empty()) return;
-    while (!input_done_ && tasks_.size() < state_->limit && chunks_.size() < state_->limit &&
-           items_put_ - delivered_ < item_cap_) {
-      std::size_t n = next_size_();
-      const std::size_t room = item_cap_ - (items_put_ - delivered_);
-      if (n > room) {
-        if (!tasks_.empty()) break;  // wait for room rather than put a small chunk
-        n = room;
-      }
-      try {
-        if (n == 1 || !kChunkable) {
-          if (!at_item_()) break;
-          const std::uint32_t seq = put_one_(q, **it_);
-          advance_ = true;
-          add_chunk_(Chunk{items_put_, 1, {}, {}, {}, 1, false}, seq);
-        } else if constexpr (kChunkable) {
-          put_chunk_(q, n);
-        }
-      } catch (...) {  // from the input range, or put() (PayloadTooLarge)
-        input_error_ = std::current_exception();
-        input_done_ = true;
-      }
-    }
-  }
-
-  /// Pulls up to n items into one chunk and puts it as one task. An input
-  /// error ends the chunk early: the items before it are still put.
-  void put_chunk_(Queue& q, std::size_t n) {
-    Chunk c;
-    c.first = items_put_;
-    c.items.reserve(n);
-    std::exception_ptr input_error;
-    try {
-      std::size_t bytes = 0;
-      while (c.items.size() < n && bytes < kChunkMaxBytes && at_item_()) {
-        c.items.emplace_back(stored_(**it_));
-        advance_ = true;
-        bytes += encoded_size(c.items.back());
-      }
-    } catch (...) {
-      input_error = std::current_exception();
-    }
-    c.size = c.unsettled = c.items.size();
-    if (c.size == 1) {  // nothing to keep for a re-run
-      const std::uint32_t seq = put_one_(q, c.items.front());
-      c.items.clear();
-      add_chunk_(std::move(c), seq);
-    } else if (c.size > 1) {
-      std::optional<std::uint32_t> seq;
-      try {
-        seq = put_many_(q, c.items);
-      } catch (const PayloadTooLarge&) {  // too large together: one item per task
-      }
-      const std::size_t number = chunk_base_ + chunks_.size();
-      const std::size_t size = c.size;
-      add_chunk_(std::move(c), seq);
-      if (!seq)
-        for (std::size_t k = 0; k < size; ++k) reruns_.emplace_back(number, k);
-    }
-    if (input_error) std::rethrow_exception(input_error);
-  }
-
   void add_chunk_(Chunk&& c, std::optional<std::uint32_t> seq) {
     const std::size_t number = chunk_base_ + chunks_.size();
     const std::size_t size = c.size;
@@ -412,62 +313,6 @@ class Engine final : public Source<R> {
       tasks_.push_back(Task{number, 0, size, *seq, false});
       last_seq_ = *seq;
     }
-  }
-
-  template <class V>
-  static Item stored_(V&& v) {
-    if constexpr (Star) {
-      return std::apply([](auto&&... a) { return Item(std::forward<decltype(a)>(a)...); },
-                        std::forward<V>(v));
-    } else {
-      return Item(std::forward<V>(v));
-    }
-  }
-
-  /// One item as one task (star(): unpacked into the arguments).
-  template <class V>
-  std::uint32_t put_one_(Queue& q, const V& item) {
-    if constexpr (Star) {
-      static_assert(
-          requires { std::tuple_size<std::remove_cvref_t<V>>::value; },
-          "inorder::Pool: star() unpacks each item into the callable's arguments, so the "
-          "items must be tuple-like (std::tuple, std::pair or std::array)");
-      return std::apply([&](const auto&... args) { return put_args_(q, args...); }, item);
-    } else {
-      return put_args_(q, item);
-    }
-  }
-
-  template <class... A>
-  std::uint32_t put_args_(Queue& q, const A&... args) {
-    const OneItemTask<R, F> task{f_};
-    std::uint32_t seq = 0;
-    if (timeout_.count() > 0) {
-      seq = q.put_with(TaskOptions{.timeout = timeout_}, task, args...);
-    } else {
-      seq = q.put(task, args...);
-    }
-    last_seq_ = seq;
-    return seq;
-  }
-
-  /// A chunk of several items as one task. Its time limit is the per-item
-  /// limit (the call's timeout(), else Options::task_timeout) times its size.
-  std::uint32_t put_many_(Queue& q, const SmallVec<Item>& items) {
-    const ChunkTask<R, F, Star> task{f_, !state_->retry_exceptions};
-    const std::chrono::milliseconds per_item =
-        timeout_.count() > 0 ? timeout_ : state_->task_timeout;
-    std::uint32_t seq = 0;
-    if (per_item.count() > 0) {
-      constexpr std::int64_t kMax = 0xFFFFFFFF;
-      const auto n = static_cast<std::int64_t>(items.size());
-      const std::int64_t ms = per_item.count() > kMax / n ? kMax : per_item.count() * n;
-      seq = q.put_with(TaskOptions{.timeout = std::chrono::milliseconds(ms)}, task, items);
-    } else {
-      seq = q.put(task, items);
-    }
-    last_seq_ = seq;
-    return seq;
   }
 
   /// Position in tasks_ of the task put with sequence number `seq`: the span
@@ -660,10 +505,6 @@ class Engine final : public Source<R> {
   }
 
   std::shared_ptr<PoolState<R>> state_;
-  F f_;
-  Items items_;  // the input: a reference to the caller's range, or the range itself
-  std::optional<std::ranges::iterator_t<Base>> it_;  // next item; see advance_
-  std::optional<std::ranges::sentinel_t<Base>> end_;
   const bool ordered_;  // get() in put order, else get_any() in completion order
   const bool lazy_;     // made by imap/unordered_imap (see PoolState::lazy_owner)
   Progress progress_;
@@ -673,7 +514,6 @@ class Engine final : public Source<R> {
   std::size_t item_cap_ = 0;  // items put and not handed out, at most
   bool holding_ = false;      // holds state_->lease
   bool finished_ = false;     // next() returns nullopt from now on
-  bool advance_ = false;      // it_ is at the last item put: step it before the next put
   bool input_done_ = false;   // nothing more is put: end of input, an error, or stop_feeding()
   std::exception_ptr input_error_;  // from the input or put(); delivered after the rest
   std::size_t items_put_ = 0;       // items taken from the input; the index of the next one
@@ -688,6 +528,220 @@ class Engine final : public Source<R> {
   std::size_t error_cursor_ = 0;  // next of its (sorted) errors
   double ns_per_item_ = 0;        // measured run time per item (moving average); 0: none yet
   std::size_t ceiling_ = kChunkMaxItems;  // automatic chunk size at most
+};
+
+/// Runs one call: feeds chunks of consecutive items from the input to the
+/// queue, one task each, while the window allows, and receives their results
+/// (EngineCore), in put order (get) or completion order (get_any). A chunk of
+/// several items whose task fails as a whole (its worker crashed or timed
+/// out, or its result was too large) is run again one item per task, so only
+/// the guilty item fails. `Items` is the input type as stored: `T&` refers to
+/// the caller's range, `T` owns it. Not movable: the input iterator may point
+/// into `items_`.
+template <class R, bool Star, class F, class Items>
+class Engine final
+    : public EngineCore<R, typename StoredItem<Star, std::ranges::range_reference_t<
+                                                         std::remove_reference_t<Items>>>::type> {
+  using Base = std::remove_reference_t<Items>;
+  using Item = typename StoredItem<Star, std::ranges::range_reference_t<Base>>::type;
+  using Core = EngineCore<R, Item>;
+  using Core::add_chunk_;
+  using Core::chunk_;
+  using Core::chunk_base_;
+  using Core::chunks_;
+  using Core::delivered_;
+  using Core::input_done_;
+  using Core::input_error_;
+  using Core::item_cap_;
+  using Core::items_put_;
+  using Core::kChunkable;
+  using Core::last_seq_;
+  using Core::next_size_;
+  using Core::reruns_;
+  using Core::settle_error_;
+  using Core::state_;
+  using Core::tasks_;
+  using Core::timeout_;
+  using typename Core::Chunk;
+  using typename Core::Queue;
+  using typename Core::Task;
+
+ public:
+  Engine(std::shared_ptr<PoolState<R>> state, const CallSettings& settings, F f, Items&& items,
+         bool ordered, bool lazy)
+      : Core(std::move(state), settings, total_of(items), ordered, lazy),
+        f_(f),
+        items_(std::forward<Items>(items)) {
+    try {
+      it_.emplace(std::ranges::begin(items_));
+      end_.emplace(std::ranges::end(items_));
+    } catch (...) {
+      this->abandon_();
+      throw;
+    }
+  }
+
+ private:
+  static std::size_t total_of(const Base& items) {
+    if constexpr (std::ranges::sized_range<const Base>) {
+      return static_cast<std::size_t>(std::ranges::size(items));
+    } else {
+      return 0;
+    }
+  }
+
+  /// Input position: steps past the item last put; false at the end.
+  bool at_item_() {
+    if (advance_) {
+      advance_ = false;
+      ++*it_;
+    }
+    if (*it_ == *end_) {
+      input_done_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  void feed_() override {
+    Queue& q = *state_->queue;
+    while (!reruns_.empty() && tasks_.size() < state_->limit) {
+      const auto [number, offset] = reruns_.front();
+      reruns_.pop_front();
+      Chunk& c = chunk_(number);
+      try {
+        if constexpr (kChunkable) {  // else no chunk has several items to run again
+          const std::uint32_t seq = put_one_(q, c.items[offset]);
+          tasks_.push_back(Task{number, offset, 1, seq, false});
+        }
+      } catch (...) {  // the queue is broken or closed, or the item is too large alone
+        settle_error_(c, number, offset, std::current_exception());
+        input_done_ = true;
+      }
+    }
+    if (!reruns_.empty()) return;
+    while (!input_done_ && tasks_.size() < state_->limit && chunks_.size() < state_->limit &&
+           items_put_ - delivered_ < item_cap_) {
+      std::size_t n = next_size_();
+      const std::size_t room = item_cap_ - (items_put_ - delivered_);
+      if (n > room) {
+        if (!tasks_.empty()) break;  // wait for room rather than put a small chunk
+        n = room;
+      }
+      try {
+        if (n == 1 || !kChunkable) {
+          if (!at_item_()) break;
+          const std::uint32_t seq = put_one_(q, **it_);
+          advance_ = true;
+          add_chunk_(Chunk{items_put_, 1, {}, {}, {}, 1, false}, seq);
+        } else if constexpr (kChunkable) {
+          put_chunk_(q, n);
+        }
+      } catch (...) {  // from the input range, or put() (PayloadTooLarge)
+        input_error_ = std::current_exception();
+        input_done_ = true;
+      }
+    }
+  }
+
+  /// Pulls up to n items into one chunk and puts it as one task. An input
+  /// error ends the chunk early: the items before it are still put.
+  void put_chunk_(Queue& q, std::size_t n) {
+    Chunk c;
+    c.first = items_put_;
+    c.items.reserve(n);
+    std::exception_ptr input_error;
+    try {
+      std::size_t bytes = 0;
+      while (c.items.size() < n && bytes < kChunkMaxBytes && at_item_()) {
+        c.items.emplace_back(stored_(**it_));
+        advance_ = true;
+        bytes += encoded_size(c.items.back());
+      }
+    } catch (...) {
+      input_error = std::current_exception();
+    }
+    c.size = c.unsettled = c.items.size();
+    if (c.size == 1) {  // nothing to keep for a re-run
+      const std::uint32_t seq = put_one_(q, c.items.front());
+      c.items.clear();
+      add_chunk_(std::move(c), seq);
+    } else if (c.size > 1) {
+      std::optional<std::uint32_t> seq;
+      try {
+        seq = put_many_(q, c.items);
+      } catch (const PayloadTooLarge&) {  // too large together: one item per task
+      }
+      const std::size_t number = chunk_base_ + chunks_.size();
+      const std::size_t size = c.size;
+      add_chunk_(std::move(c), seq);
+      if (!seq)
+        for (std::size_t k = 0; k < size; ++k) reruns_.emplace_back(number, k);
+    }
+    if (input_error) std::rethrow_exception(input_error);
+  }
+
+  template <class V>
+  static Item stored_(V&& v) {
+    if constexpr (Star) {
+      return std::apply([](auto&&... a) { return Item(std::forward<decltype(a)>(a)...); },
+                        std::forward<V>(v));
+    } else {
+      return Item(std::forward<V>(v));
+    }
+  }
+
+  /// One item as one task (star(): unpacked into the arguments).
+  template <class V>
+  std::uint32_t put_one_(Queue& q, const V& item) {
+    if constexpr (Star) {
+      static_assert(
+          requires { std::tuple_size<std::remove_cvref_t<V>>::value; },
+          "inorder::Pool: star() unpacks each item into the callable's arguments, so the "
+          "items must be tuple-like (std::tuple, std::pair or std::array)");
+      return std::apply([&](const auto&... args) { return put_args_(q, args...); }, item);
+    } else {
+      return put_args_(q, item);
+    }
+  }
+
+  template <class... A>
+  std::uint32_t put_args_(Queue& q, const A&... args) {
+    const OneItemTask<R, F> task{f_};
+    std::uint32_t seq = 0;
+    if (timeout_.count() > 0) {
+      seq = q.put_with(TaskOptions{.timeout = timeout_}, task, args...);
+    } else {
+      seq = q.put(task, args...);
+    }
+    last_seq_ = seq;
+    return seq;
+  }
+
+  /// A chunk of several items as one task. Its time limit is the per-item
+  /// limit (the call's timeout(), else Options::task_timeout) times its size.
+  std::uint32_t put_many_(Queue& q, const SmallVec<Item>& items) {
+    const ChunkTask<R, F, Star> task{f_, !state_->retry_exceptions};
+    const std::chrono::milliseconds per_item =
+        timeout_.count() > 0 ? timeout_ : state_->task_timeout;
+    std::uint32_t seq = 0;
+    if (per_item.count() > 0) {
+      constexpr std::int64_t kMax = 0xFFFFFFFF;
+      const auto n = static_cast<std::int64_t>(items.size());
+      const std::int64_t ms = per_item.count() > kMax / n ? kMax : per_item.count() * n;
+      seq = q.put_with(TaskOptions{.timeout = std::chrono::milliseconds(ms)}, task, items);
+    } else {
+      seq = q.put(task, items);
+    }
+    last_seq_ = seq;
+    return seq;
+  }
+
+  F f_;
+  Items items_;  // the input: a reference to the caller's range, or the range itself
+  std::optional<std::ranges::iterator_t<Base>> it_;  // next item; see advance_
+  std::optional<std::ranges::sentinel_t<Base>> end_;
+  bool advance_ = false;  // it_ is at the last item put: step it before the next put
 };
 
 /// The input of a background or asynced call: refers to an lvalue range (which
