@@ -99,7 +99,12 @@ const char* name_of(System s) {
 }
 
 /// Tasks per run, per workload and system, chosen so that one run takes roughly
-/// 0.5 to 1.5 s on a 2-core machine. Rates (tasks/s) are comparable across rows.
+/// 0.5 to 1.5 s on a 2-core machine (a few rows of tbb and Python, whose rates
+/// differ by two orders of magnitude between 1 and 2 workers, run shorter or
+/// longer). Rates (tasks/s) are comparable across rows. inorder's rows ran for
+/// 20-40 ms at `tiny` and `1MiB` once the library became fast enough, short
+/// enough for one scheduling slice to move a row's median: they now run as
+/// many tasks as the other inorder row.
 struct Counts {
   long inorder, inorder_default, tbb, forkpipe, barrier, py1, py100;
 };
@@ -107,9 +112,9 @@ struct Counts {
 Counts counts_for(Workload w) {
   switch (w) {
     case Workload::kTiny:
-      return {5'000'000, 500'000, 5'000'000, 150'000, 50'000, 10'000, 500'000};
+      return {5'000'000, 5'000'000, 5'000'000, 150'000, 50'000, 10'000, 500'000};
     case Workload::k1us:
-      return {500'000, 250'000, 500'000, 100'000, 50'000, 10'000, 150'000};
+      return {500'000, 500'000, 500'000, 100'000, 50'000, 10'000, 150'000};
     case Workload::k50us:
       return {10'000, 10'000, 10'000, 10'000, 10'000, 5'000, 10'000};
     case Workload::kSkewed:
@@ -119,7 +124,7 @@ Counts counts_for(Workload w) {
     case Workload::k1MiB:
       break;
   }
-  return {500, 500, 2'000, 1'000, 1'000, 250, 150};
+  return {5'000, 5'000, 2'000, 1'000, 1'000, 250, 150};
 }
 
 long count_for(Workload w, System s, double scale) {
