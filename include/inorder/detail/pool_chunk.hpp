@@ -24,6 +24,7 @@
 #include <exception>
 #include <functional>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -288,6 +289,12 @@ struct StoredItem<true, Ref> {
   using type =
       decltype(pick(std::make_index_sequence<std::tuple_size_v<std::remove_cvref_t<Ref>>>()));
 };
+
+/// The stored item type of a call whose input range is `Items` (a range, or a
+/// reference to one).
+template <bool Star, class Items>
+using StoredItemOf =
+    typename StoredItem<Star, std::ranges::range_reference_t<std::remove_reference_t<Items>>>::type;
 
 }  // namespace detail
 

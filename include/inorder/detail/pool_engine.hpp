@@ -269,15 +269,6 @@ class EngineCore : public Source<R> {
   /// Puts re-runs and new chunks while the window and the item cap allow.
   virtual void feed_() = 0;
 
-  /// Gives the lease back at once: for an Engine whose construction failed.
-  void abandon_() noexcept {
-    finished_ = true;
-    if (holding_) {
-      holding_ = false;
-      state_->end_call(lazy_);
-    }
-  }
-
   Chunk& chunk_(std::size_t number) { return chunks_[number - chunk_base_]; }
 
   /// Items the next chunk takes: the fixed chunksize, or automatically so a
@@ -537,13 +528,12 @@ class EngineCore : public Source<R> {
 /// out, or its result was too large) is run again one item per task, so only
 /// the guilty item fails. `Items` is the input type as stored: `T&` refers to
 /// the caller's range, `T` owns it. Not movable: the input iterator may point
-/// into `items_`.
+/// into `items_`. If construction fails past EngineCore, its destructor gives
+/// the lease back (nothing is in flight yet).
 template <class R, bool Star, class F, class Items>
-class Engine final
-    : public EngineCore<R, typename StoredItem<Star, std::ranges::range_reference_t<
-                                                         std::remove_reference_t<Items>>>::type> {
+class Engine final : public EngineCore<R, StoredItemOf<Star, Items>> {
   using Base = std::remove_reference_t<Items>;
-  using Item = typename StoredItem<Star, std::ranges::range_reference_t<Base>>::type;
+  using Item = StoredItemOf<Star, Items>;
   using Core = EngineCore<R, Item>;
   using Core::add_chunk_;
   using Core::chunk_;
@@ -572,13 +562,8 @@ class Engine final
       : Core(std::move(state), settings, total_of(items), ordered, lazy),
         f_(f),
         items_(std::forward<Items>(items)) {
-    try {
-      it_.emplace(std::ranges::begin(items_));
-      end_.emplace(std::ranges::end(items_));
-    } catch (...) {
-      this->abandon_();
-      throw;
-    }
+    it_.emplace(std::ranges::begin(items_));
+    end_.emplace(std::ranges::end(items_));
   }
 
  private:
