@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <inorder/inorder.hpp>
 
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -764,6 +765,51 @@ TEST_F(Faults, RestartCapBreaksTheQueueAndFailsPendingGetsAtOnce) {
       "stats().restarts=%llu; first QueueBroken to last get: %.0f us; "
       "slowest get %.1f ms\n",
       crashed, broken, static_cast<unsigned long long>(s.restarts), tail_us, slowest_get_ms);
+}
+
+/// State letter of thread `tid` of this process ('S': asleep in the kernel).
+char thread_state(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
+}
+
+TEST_F(Faults, ABreakEndsAPutWaitingForRoomWithQueueBroken) {
+  // The supervisor breaks the queue without writing put_word (this thread's
+  // puts may own it, src/queue/bias.hpp): a put asleep on a full ring must
+  // still wake and throw QueueBroken, not wait out its deadline. Nothing else
+  // changes while it sleeps: the slot it waits for already holds its result.
+  SharedBlock<std::array<std::atomic<int>, 2>> go;
+  inorder::ParallelQueue<long> q(
+      {.workers = 1, .window = 2, .capacity = 2, .max_pending = 0, .max_restarts = 1});
+  auto crash = [](std::atomic<int>* g) -> long {
+    while (g->load() == 0) sched_yield();
+    raise(SIGKILL);
+    return -1;
+  };
+  q.put(crash, &(*go)[0]);
+  q.put(crash, &(*go)[1]);
+  (*go)[0].store(1);  // the first crash: its worker is replaced, its slot finished
+  ASSERT_TRUE(wait_until([&] { return q.stats().waiting_in_window == 1; }));
+  ASSERT_FALSE(q.try_put(crash, &(*go)[0])) << "the ring is full and nothing may be staged";
+  // The second crash passes max_restarts and breaks the queue; release it
+  // only once the put below sleeps.
+  const auto me = static_cast<pid_t>(syscall(SYS_gettid));
+  std::thread releaser([&] {
+    if (wait_until([&] { return thread_state(me) == 'S'; })) (*go)[1].store(1);
+  });
+  bool put = false;
+  EXPECT_THROW(put = q.try_put_for(scaled(60s), crash, &(*go)[0]), inorder::QueueBroken);
+  releaser.join();
+  EXPECT_FALSE(put);
+  EXPECT_EQ((*go)[1].load(), 1) << "the put never slept";
+  EXPECT_TRUE(q.stopped()) << "a broken queue takes no more puts";
+  EXPECT_THROW((void)q.get(), inorder::WorkerCrashed);
+  // The second crash broke the queue: its task fails either way.
+  EXPECT_THROW((void)q.get(), inorder::Error);
+  EXPECT_EQ(q.get(), std::nullopt) << "then the end of the stream";
 }
 
 // ---------------------------------------------------------------------------

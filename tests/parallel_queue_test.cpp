@@ -257,6 +257,42 @@ TEST_F(ParallelQueueTest, ManyPuttersAndGettersSeeEveryResultOnceInSequenceOrder
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kPutters * kPerPutter));
 }
 
+TEST_F(ParallelQueueTest, ThreadsJoiningASolePutterAndGetterMidStreamLoseAndRepeatNothing) {
+  // One thread puts and gets alone first (it then claims with plain stores,
+  // src/queue/bias.hpp); a second thread then puts and gets beside it, which
+  // revokes both biases while the first goes on.
+  constexpr int kAlone = 2000;
+  constexpr int kEach = 5000;
+  inorder::ParallelQueue<std::pair<int, int>> q({.workers = 2});
+  auto task = [](int who, int n) { return std::pair<int, int>{who, n}; };
+  for (int i = 0; i < kAlone; ++i) q.put(task, 0, i);
+  for (int i = 0; i < kAlone / 2; ++i) ASSERT_EQ(q.get(), std::make_pair(0, i));
+
+  std::atomic<int> putters_done{0};
+  std::vector<std::pair<int, int>> seen_main;
+  std::vector<std::pair<int, int>> seen_other;
+  auto put_then_get = [&](int who, int from, std::vector<std::pair<int, int>>& seen) {
+    for (int i = from; i < from + kEach; ++i) q.put(task, who, i);
+    if (++putters_done == 2) q.stop();
+    while (auto v = q.get()) seen.push_back(*v);
+  };
+  std::thread other([&] { put_then_get(1, 0, seen_other); });
+  put_then_get(0, kAlone, seen_main);
+  other.join();
+
+  std::set<std::pair<int, int>> all;
+  for (int i = 0; i < kAlone / 2; ++i) all.insert({0, i});
+  for (const auto* seen : {&seen_main, &seen_other}) {
+    std::array<int, 2> last{kAlone / 2 - 1, -1};
+    for (const auto& [who, n] : *seen) {
+      EXPECT_GT(n, last[who]) << "a getter's results follow each putter's order";
+      last[who] = n;
+      EXPECT_TRUE(all.insert({who, n}).second) << "duplicate " << who << "," << n;
+    }
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kAlone + 2 * kEach)) << "a result was lost";
+}
+
 TEST_F(ParallelQueueTest, SingleGetterSeesEachPuttersItemsInItsPutOrder) {
   // Global order check with one getter: the merged stream is a total order
   // consistent with every putter's own order.

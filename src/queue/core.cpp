@@ -16,6 +16,7 @@
 
 #include "inorder/detail/core.hpp"
 #include "inorder/errors.hpp"
+#include "queue/bias.hpp"
 #include "queue/error_record.hpp"
 #include "queue/region.hpp"
 
@@ -303,6 +304,12 @@ struct Core::Impl {
   /// still writing: reading it early costs a second transfer). Relaxed: it is
   /// set by the thread that then calls end_get for that view.
   std::atomic<bool> completion_order_used{false};
+  /// The biases of put_word and emit (queue/bias.hpp): the one thread that
+  /// puts (gets) claims with a plain store until another thread claims too.
+  /// Every other write of put_word (close_puts here) and of emit (the CAS
+  /// paths) calls share() first. The supervisor never writes either.
+  Bias put_bias;
+  Bias get_bias;
   void* spill_map = nullptr;
   std::size_t spill_total = 0;
 
@@ -359,8 +366,31 @@ struct Core::Impl {
         r.ctl->dispatch.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw))
       return;
     r.ctl->broken.store(kBrokenBySupervisor, std::memory_order_seq_cst);
-    close_puts(*r.ctl);
+    close_queue();
     wake_everyone();
+  }
+
+  /// Closes puts from a thread of this process (put_word is biased).
+  void close_queue() noexcept {
+    put_bias.share();
+    close_puts(*r.ctl);
+  }
+
+  /// Claims sequence p for a put: put_word from pw (p, not closed) to p + 1.
+  bool claim_put(std::uint64_t& pw, std::uint32_t p) noexcept {
+    std::atomic<std::uint64_t>& word = r.ctl->put_word;
+    const auto next = static_cast<std::uint32_t>(p + 1);  // wraps in 32 bits; closed bit clear
+    if (put_bias.try_store([&] { word.store(next, std::memory_order_release); })) return true;
+    put_bias.share();
+    return word.compare_exchange_weak(pw, next, std::memory_order_acq_rel);
+  }
+
+  /// Claims result n for an in-order get: emit from n to n + 1.
+  bool claim_emit(std::uint32_t& n) noexcept {
+    std::atomic<std::uint32_t>& emit = r.ctl->emit;
+    if (get_bias.try_store([&] { emit.store(n + 1, std::memory_order_release); })) return true;
+    get_bias.share();
+    return emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel);
   }
 
   /// Waits until the supervisor has forked the first workers (or failed to,
@@ -532,7 +562,7 @@ void Core::Impl::start_supervisor() {
 Core::~Core() {
   Impl& m = *impl_;
   if (!m.r.ctl) return;
-  close_puts(*m.r.ctl);
+  m.close_queue();
   m.r.ctl->shutdown.store(1, std::memory_order_seq_cst);
   m.wake_everyone();
   m.wake_supervisor();
@@ -566,18 +596,19 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
   bool stop_waiting = false;  // stage if the ring is still full (see below)
   for (;;) {
     std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-    if (pw & kClosedBit) {
-      if (c.broken.load(std::memory_order_acquire) != 0) throw QueueBroken(broken_reason(c));
-      throw QueueClosed();
+    // The supervisor breaks the queue without closing it (it may not write
+    // put_word): the first thread here to see it closes puts.
+    if (c.broken.load(std::memory_order_acquire) != 0) {
+      m.close_queue();
+      throw QueueBroken(broken_reason(c));
     }
+    if (pw & kClosedBit) throw QueueClosed();
     const auto p = static_cast<std::uint32_t>(pw);
     SlotHeader& h = r.slot(p);
     const std::uint64_t st =
         h.state.load(std::memory_order_acquire);  // pairs with end_get's release
     if (st == make_state(p, kFree)) {
-      // Claim p. The new word keeps the closed bit clear; the sequence wraps in 32 bits.
-      if (c.put_word.compare_exchange_weak(pw, static_cast<std::uint32_t>(p + 1),
-                                           std::memory_order_acq_rel)) {
+      if (m.claim_put(pw, p)) {
         seq = p;
         if (bytes > c.inline_bytes) return r.spill_area(p);
         return is_value ? r.result_bytes(h, bytes) : r.task_bytes(h, bytes);
@@ -600,7 +631,8 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
           const Deadline slice = std::min(deadline, Clock::now() + kStageAfterIdle);
           if (m.await_live(c.progress_ec, slice, [&] {
                 return c.put_word.load(std::memory_order_acquire) != pw ||
-                       h.state.load(std::memory_order_acquire) != st;
+                       h.state.load(std::memory_order_acquire) != st ||
+                       c.broken.load(std::memory_order_acquire) != 0;
               }))
             break;  // the slot or the claim moved: look again
           const std::uint32_t e = c.emit.load(std::memory_order_acquire);
@@ -632,8 +664,7 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
         m.staged.fetch_sub(1, std::memory_order_relaxed);
         throw;
       }
-      if (!c.put_word.compare_exchange_weak(pw, static_cast<std::uint32_t>(p + 1),
-                                            std::memory_order_acq_rel)) {
+      if (!m.claim_put(pw, p)) {
         m.staged.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
@@ -651,7 +682,8 @@ std::byte* Core::begin_put(std::size_t bytes, bool is_value, Deadline deadline,
     const bool moved = m.await_live(c.progress_ec, deadline, [&] {
       return c.put_word.load(std::memory_order_acquire) != pw ||
              h.state.load(std::memory_order_acquire) != st ||
-             m.staged.load(std::memory_order_relaxed) < m.max_pending;
+             m.staged.load(std::memory_order_relaxed) < m.max_pending ||
+             c.broken.load(std::memory_order_acquire) != 0;
     });
     if (!moved) return nullptr;
   }
@@ -724,14 +756,15 @@ void fill_view(const Region& r, SlotHeader& h, std::uint32_t n, ResultView& out)
 }  // namespace
 
 GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
-  const Region& r = impl_->r;
+  Impl& m = *impl_;
+  const Region& r = m.r;
   Control& c = *r.ctl;
   for (;;) {
     std::uint32_t n = c.emit.load(std::memory_order_acquire);
     SlotHeader& h = r.slot(n);
     const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with kDone release
     if (st == make_state(n, kDone)) {
-      if (c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) {
+      if (m.claim_emit(n)) {
         fill_view(r, h, n, out);
         return GetStatus::kReady;
       }
@@ -750,12 +783,19 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       if ((pw & kClosedBit) && static_cast<std::uint32_t>(pw) == n) return GetStatus::kEnd;
     }
     if (c.broken.load(std::memory_order_acquire) != 0) {
+      // The supervisor broke the queue without closing it (it may not write
+      // put_word): close, so that the end of the stream can show.
+      if ((c.put_word.load(std::memory_order_acquire) & kClosedBit) == 0) {
+        m.close_queue();
+        continue;
+      }
       // Being delivered by a completion-order getter: not ours to fail.
       if (st == make_state(n, kTaken)) {
         sched_yield();
         continue;
       }
       // Broken: this task will never finish. Fail its position at once.
+      m.get_bias.share();
       if (c.emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel)) {
         out = ResultView{};
         out.seq = n;
@@ -765,8 +805,8 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
       }
       continue;
     }
-    impl_->try_move(n);  // n may wait in the parent with its slot free (see move_stuck)
-    const bool moved = impl_->await_live(c.result_ec, deadline, [&] {
+    m.try_move(n);  // n may wait in the parent with its slot free (see move_stuck)
+    const bool moved = m.await_live(c.result_ec, deadline, [&] {
       // Not put_word: stop() sets `closed` and wakes this EventCount.
       return c.emit.load(std::memory_order_acquire) != n ||
              h.state.load(std::memory_order_acquire) != st ||
@@ -782,6 +822,7 @@ GetStatus Core::begin_get_any(Deadline deadline, ResultView& out) {
   Control& c = *r.ctl;
   if (!impl_->completion_order_used.load(std::memory_order_relaxed))
     impl_->completion_order_used.store(true, std::memory_order_relaxed);
+  impl_->get_bias.share();  // advance_emit moves emit by CAS
   for (;;) {
     advance_emit(r);
     const std::uint32_t n = c.emit.load(std::memory_order_acquire);
@@ -842,26 +883,33 @@ void Core::end_get(const ResultView& view) noexcept {
   h.state.store(make_state(view.seq + c.capacity, kFree),
                 std::memory_order_release);  // pairs with begin_put's acquire
   // Only results taken out of order leave emit behind (see completion_order_used).
-  if (impl_->completion_order_used.load(std::memory_order_relaxed)) advance_emit(r);
+  if (impl_->completion_order_used.load(std::memory_order_relaxed)) {
+    impl_->get_bias.share();
+    advance_emit(r);
+  }
   c.progress_ec.notify_all();  // its fence also orders the store above before try_move's load
   impl_->try_move(view.seq + c.capacity);  // the next lap of this slot may wait in the parent
 }
 
 void Core::stop() noexcept {
   Impl& m = *impl_;
-  close_puts(*m.r.ctl);
+  m.close_queue();
   m.wake_everyone();
   m.wake_supervisor();
 }
 
+// A broken queue counts as stopped: the supervisor breaks it without setting
+// the closed bit, which the next put() or get() sets.
 bool Core::stopped() const noexcept {
-  return (impl_->r.ctl->put_word.load(std::memory_order_acquire) & kClosedBit) != 0;
+  const Control& c = *impl_->r.ctl;
+  return (c.put_word.load(std::memory_order_acquire) & kClosedBit) != 0 ||
+         c.broken.load(std::memory_order_acquire) != 0;
 }
 
 bool Core::exhausted() const noexcept {
   const Control& c = *impl_->r.ctl;
   const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-  return (pw & kClosedBit) &&
+  return ((pw & kClosedBit) != 0 || c.broken.load(std::memory_order_acquire) != 0) &&
          c.emit.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw);
 }
 

@@ -76,6 +76,9 @@ struct Control {
   /// CAS only after seeing the slot kFree(seq) (acquire, pairs with the
   /// getter's release of that slot); stop() sets kClosedBit with fetch_or, so a
   /// claim and a stop are totally ordered: no task can slip in after stop().
+  /// Written by the parent's threads only: a sole producer claims with a plain
+  /// store until another thread writes the word (queue/bias.hpp), so the
+  /// supervisor never writes it (it sets `broken`; the parent then closes).
   alignas(kCacheLine) std::atomic<std::uint64_t> put_word{0};
 
   // ---- written by workers ----
@@ -93,7 +96,8 @@ struct Control {
   // ---- written by getters (parent threads) ----
   /// Next sequence to be emitted. Getters claim a finished slot by CAS
   /// emit s -> s+1 after seeing kDone(s) (acquire, pairs with the worker's
-  /// release). Workers read it for the window gate.
+  /// release); a sole getter thread by a plain store (queue/bias.hpp).
+  /// Workers read it for the window gate.
   alignas(kCacheLine) std::atomic<std::uint32_t> emit{0};
 
   /// Set once by the destructor: workers exit as soon as they are between tasks.
@@ -107,7 +111,8 @@ struct Control {
   /// Set once by the supervisor when the restart cap is reached (kBrokenByRestarts)
   /// or it could not fork the first workers (kBrokenByStart), or by the parent
   /// when the supervisor vanished (kBrokenBySupervisor). Every slot not yet
-  /// kDone then fails at get(), put() throws QueueBroken.
+  /// kDone then fails at get(), put() throws QueueBroken. The supervisor does
+  /// not close puts itself: the parent's first put() or get() to see this does.
   std::atomic<std::uint32_t> broken{0};
   /// Set by the supervisor once the first workers are forked (futex word):
   /// kStartOk (release, after every worker's pid and alive flag are stored;

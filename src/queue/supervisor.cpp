@@ -65,8 +65,10 @@ class Supervisor {
         c_.start_errno.store(errno, std::memory_order_relaxed);
         c_.started.store(kStartFailed, std::memory_order_release);
         futex_wake(c_.started, kWakeAll);
+        // Broken, not closed: put_word belongs to the parent's threads (its
+        // producer may be writing it with plain stores, queue/bias.hpp); the
+        // parent closes it when it sees `broken`.
         c_.broken.store(kBrokenByStart, std::memory_order_seq_cst);
-        close_puts(c_);
         c_.result_ec.notify_all();
         c_.progress_ec.notify_all();
         kill_all_and_reap();
@@ -268,8 +270,8 @@ class Supervisor {
   }
 
   void go_broken() {
+    // Not close_puts: see the start failure in run().
     c_.broken.store(kBrokenByRestarts, std::memory_order_seq_cst);
-    close_puts(c_);
     for (unsigned w = 0; w < c_.workers; ++w)
       if (pidfds_[w] >= 0) kill(pids_[w], SIGKILL);
     c_.result_ec.notify_all();
