@@ -104,13 +104,20 @@ class alignas(kCacheLine) Bias {
   }
 
  private:
-  // Values of owner_ that are not a thread: pthread_t is a pointer in glibc,
-  // never 0 or 1 or 2.
+  // Values of owner_ that are not a thread: a thread pointer is never 0, 1 or 2.
   static constexpr std::uintptr_t kUnowned = 0;
   static constexpr std::uintptr_t kShared = 1;
   static constexpr std::uintptr_t kRevoking = 2;
 
-  static std::uintptr_t self() noexcept { return static_cast<std::uintptr_t>(pthread_self()); }
+  /// The calling thread's identity: its thread pointer (unique among live
+  /// threads, and in glibc the value of pthread_self()), read without a call.
+  static std::uintptr_t self() noexcept {
+#if defined(__has_builtin) && __has_builtin(__builtin_thread_pointer)
+    return reinterpret_cast<std::uintptr_t>(__builtin_thread_pointer());
+#else
+    return static_cast<std::uintptr_t>(pthread_self());
+#endif
+  }
   static void pause(int k) noexcept {
     if (k < 16)
       cpu_relax();
@@ -118,7 +125,7 @@ class alignas(kCacheLine) Bias {
       sched_yield();
   }
 
-  /// kUnowned, kShared, kRevoking, or the owner's pthread_self(). Written
+  /// kUnowned, kShared, kRevoking, or the owner's self(). Written
   /// once by the CAS that takes ownership, then by revokers; the owner reads
   /// it around each plain store.
   std::atomic<std::uintptr_t> owner_{kUnowned};
