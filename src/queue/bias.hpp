@@ -82,8 +82,12 @@ class alignas(kCacheLine) Bias {
         break;
     }
     if (o != kUnowned) {  // an owner may be between its check and its store
-      // The barrier can fail only for want of kernel memory: try again.
-      while (!heavy_barrier()) {
+      // The barrier fails only for want of kernel memory (or if a seccomp
+      // filter installed since the registration refuses it): try again for
+      // a while, then rely on time. The owner's store of busy_ leaves its
+      // core's store buffer within nanoseconds, and at once if its thread is
+      // switched out; 10 ms later the load below sees it.
+      for (int tries = 0; !heavy_barrier() && tries < 10; ++tries) {
         const timespec ms{0, 1'000'000};
         nanosleep(&ms, nullptr);
       }
