@@ -207,7 +207,8 @@ class ParallelQueue {
   /// dispatched. Any thread; idempotent; does not block.
   void stop() noexcept { core_.stop(); }
 
-  /// True once stop() was called.
+  /// True once stop() was called, or once the queue is broken (QueueBroken):
+  /// no put() can succeed any more.
   [[nodiscard]] bool stopped() const noexcept { return core_.stopped(); }
 
   /// Stops the queue (if not yet) and waits until every worker has run its
