@@ -812,6 +812,23 @@ TEST_F(Faults, ABreakEndsAPutWaitingForRoomWithQueueBroken) {
   EXPECT_EQ(q.get(), std::nullopt) << "then the end of the stream";
 }
 
+TEST_F(Faults, AQueueTheSupervisorBrokeIsStoppedBeforeAnyPutOrGetSeesIt) {
+  // The supervisor only sets `broken` (put_word is the parent's); stopped()
+  // and exhausted() must say so before a put() or get() closes the queue.
+  inorder::ParallelQueue<long> q({.workers = 1, .max_restarts = 0});
+  q.put([]() -> long {
+    raise(SIGKILL);
+    return -1;
+  });
+  ASSERT_TRUE(wait_until([&] { return q.stats().broken; }));
+  EXPECT_TRUE(q.stopped()) << "a broken queue takes no more puts";
+  EXPECT_FALSE(q.exhausted()) << "the crashed task's position is not taken yet";
+  EXPECT_THROW((void)q.get(), inorder::Error);
+  EXPECT_TRUE(q.exhausted());
+  EXPECT_EQ(q.get(), std::nullopt);
+  EXPECT_THROW(q.put([] { return 1L; }), inorder::QueueBroken);
+}
+
 // ---------------------------------------------------------------------------
 // 6: the owner of a queue dies.
 
