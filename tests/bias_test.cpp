@@ -25,14 +25,11 @@ using inorder_test::wait_until;
 /// The barriers a revocation needs; registered as the queue's parent does.
 bool barriers_available() { return inorder::detail::enable_light_notify(); }
 
-/// One increment of `word` the way the queue claims: a plain store by the
-/// owner, else share() and a CAS.
+/// One increment of `word` the way the queue claims (Bias::claim): a plain
+/// store by the owner, else share() and a CAS, retried until it lands.
 void increment(Bias& bias, std::atomic<std::uint64_t>& word) {
-  const std::uint64_t v = word.load(std::memory_order_acquire);
-  if (bias.try_store([&] { word.store(v + 1, std::memory_order_release); })) return;
-  bias.share();
   std::uint64_t expected = word.load(std::memory_order_acquire);
-  while (!word.compare_exchange_weak(expected, expected + 1, std::memory_order_acq_rel)) {
+  while (!bias.claim(word, expected, expected + 1)) {
   }
 }
 

@@ -767,15 +767,6 @@ TEST_F(Faults, RestartCapBreaksTheQueueAndFailsPendingGetsAtOnce) {
       crashed, broken, static_cast<unsigned long long>(s.restarts), tail_us, slowest_get_ms);
 }
 
-/// State letter of thread `tid` of this process ('S': asleep in the kernel).
-char thread_state(pid_t tid) {
-  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  std::getline(f, line);
-  const auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
-}
-
 TEST_F(Faults, ABreakEndsAPutWaitingForRoomWithQueueBroken) {
   // The supervisor breaks the queue without writing put_word (this thread's
   // puts may own it, src/queue/bias.hpp): a put asleep on a full ring must
@@ -798,7 +789,8 @@ TEST_F(Faults, ABreakEndsAPutWaitingForRoomWithQueueBroken) {
   // only once the put below sleeps.
   const auto me = static_cast<pid_t>(syscall(SYS_gettid));
   std::thread releaser([&] {
-    if (wait_until([&] { return thread_state(me) == 'S'; })) (*go)[1].store(1);
+    if (wait_until([&] { return inorder_test::thread_state(getpid(), me) == 'S'; }))
+      (*go)[1].store(1);
   });
   bool put = false;
   EXPECT_THROW(put = q.try_put_for(scaled(60s), crash, &(*go)[0]), inorder::QueueBroken);

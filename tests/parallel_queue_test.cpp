@@ -33,6 +33,7 @@ namespace {
 
 using inorder_test::scaled;
 using inorder_test::SharedBlock;
+using inorder_test::thread_state;
 using inorder_test::wait_until;
 
 class ParallelQueueTest : public inorder_test::LeakCheck {};
@@ -830,20 +831,6 @@ TEST_F(ParallelQueueTest, GetAnyDeliversEveryResultExactlyOnceUnderLoad) {
   EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
   std::printf("[ figures  ] %d results, %d delivered before an earlier one\n", kTasks,
               out_of_order);
-}
-
-/// The scheduler state letter of a thread ('R' running, 'S' sleeping, ...),
-/// from /proc/<pid>/task/<tid>/stat; '?' if it cannot be read.
-char thread_state(pid_t pid, pid_t tid) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
-  std::FILE* f = std::fopen(path, "r");
-  if (f == nullptr) return '?';
-  char buf[512] = {};
-  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  const char* close = std::strrchr(buf, ')');
-  return (n > 0 && close != nullptr && close[1] == ' ') ? close[2] : '?';
 }
 
 /// Runs in the worker: waits until the getter thread is asleep (in its futex

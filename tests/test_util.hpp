@@ -28,6 +28,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <new>
 #include <set>
@@ -115,6 +116,21 @@ inline std::vector<int> child_pids() {
       kids.push_back(std::stoi(name));
   }
   return kids;
+}
+
+/// The scheduler state letter of a thread ('R' running, 'S' sleeping, ...),
+/// from /proc/<pid>/task/<tid>/stat; '?' if it cannot be read. Plain stdio,
+/// so a forked worker may call it too.
+inline char thread_state(pid_t pid, pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+  std::FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return '?';
+  char buf[512] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const char* close = std::strrchr(buf, ')');
+  return (n > 0 && close != nullptr && close[1] == ' ') ? close[2] : '?';
 }
 
 /// "pid (comm) state" for each pid, to say what was left behind.

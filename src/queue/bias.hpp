@@ -47,7 +47,7 @@ class alignas(kCacheLine) Bias {
  public:
   /// Runs `store` (the plain store of the word) if the calling thread owns
   /// the word, taking ownership first if no thread ever wrote it; returns
-  /// whether it did. On false, call share() and CAS the word.
+  /// whether it did. On false, call share() and CAS the word (claim() does both).
   template <class Store>
   bool try_store(Store&& store) noexcept {
     const auto me = self();
@@ -65,6 +65,16 @@ class alignas(kCacheLine) Bias {
     store();
     busy_.store(0, std::memory_order_release);  // pairs with the revoker's wait in share()
     return true;
+  }
+
+  /// Claims `word` from `expected` to `desired`: the owner with a plain store
+  /// (nobody else writes the word, so it still holds `expected`), any other
+  /// thread with share() and a CAS, which may fail as a CAS does.
+  template <class T>
+  bool claim(std::atomic<T>& word, T& expected, T desired) noexcept {
+    if (try_store([&] { word.store(desired, std::memory_order_release); })) return true;
+    share();
+    return word.compare_exchange_weak(expected, desired, std::memory_order_acq_rel);
   }
 
   /// Call before any write of the word other than try_store's. Returns once

@@ -376,21 +376,10 @@ struct Core::Impl {
     close_puts(*r.ctl);
   }
 
-  /// Claims sequence p for a put: put_word from pw (p, not closed) to p + 1.
+  /// Claims sequence p for a put: put_word from pw (p, not closed) to p + 1,
+  /// which keeps the closed bit clear; the sequence wraps in 32 bits.
   bool claim_put(std::uint64_t& pw, std::uint32_t p) noexcept {
-    std::atomic<std::uint64_t>& word = r.ctl->put_word;
-    const auto next = static_cast<std::uint32_t>(p + 1);  // wraps in 32 bits; closed bit clear
-    if (put_bias.try_store([&] { word.store(next, std::memory_order_release); })) return true;
-    put_bias.share();
-    return word.compare_exchange_weak(pw, next, std::memory_order_acq_rel);
-  }
-
-  /// Claims result n for an in-order get: emit from n to n + 1.
-  bool claim_emit(std::uint32_t& n) noexcept {
-    std::atomic<std::uint32_t>& emit = r.ctl->emit;
-    if (get_bias.try_store([&] { emit.store(n + 1, std::memory_order_release); })) return true;
-    get_bias.share();
-    return emit.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel);
+    return put_bias.claim(r.ctl->put_word, pw, std::uint64_t{static_cast<std::uint32_t>(p + 1)});
   }
 
   /// Waits until the supervisor has forked the first workers (or failed to,
@@ -764,7 +753,7 @@ GetStatus Core::begin_get(Deadline deadline, ResultView& out) {
     SlotHeader& h = r.slot(n);
     const std::uint64_t st = h.state.load(std::memory_order_acquire);  // pairs with kDone release
     if (st == make_state(n, kDone)) {
-      if (m.claim_emit(n)) {
+      if (m.get_bias.claim(c.emit, n, n + 1)) {
         fill_view(r, h, n, out);
         return GetStatus::kReady;
       }
@@ -898,18 +887,23 @@ void Core::stop() noexcept {
   m.wake_supervisor();
 }
 
-// A broken queue counts as stopped: the supervisor breaks it without setting
-// the closed bit, which the next put() or get() sets.
+namespace {
+/// No put can succeed: closed, or broken (the supervisor breaks the queue
+/// without setting the closed bit, which the next put() or get() sets).
+bool puts_over(const Control& c, std::uint64_t pw) noexcept {
+  return (pw & kClosedBit) != 0 || c.broken.load(std::memory_order_acquire) != 0;
+}
+}  // namespace
+
 bool Core::stopped() const noexcept {
   const Control& c = *impl_->r.ctl;
-  return (c.put_word.load(std::memory_order_acquire) & kClosedBit) != 0 ||
-         c.broken.load(std::memory_order_acquire) != 0;
+  return puts_over(c, c.put_word.load(std::memory_order_acquire));
 }
 
 bool Core::exhausted() const noexcept {
   const Control& c = *impl_->r.ctl;
   const std::uint64_t pw = c.put_word.load(std::memory_order_acquire);
-  return ((pw & kClosedBit) != 0 || c.broken.load(std::memory_order_acquire) != 0) &&
+  return puts_over(c, pw) &&
          c.emit.load(std::memory_order_acquire) == static_cast<std::uint32_t>(pw);
 }
 
